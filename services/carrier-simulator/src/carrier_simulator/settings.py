@@ -1,0 +1,59 @@
+"""The carrier simulator's settings, read from `CARRIER_SIM_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The carrier's catalog as the seed's products map onto it: add-ons, SIM operations, plans.
+DEFAULT_OFFERINGS: tuple[str, ...] = (
+    "Surf-50GB",
+    "Surf-15GB",
+    "Surf-5GB",
+    "Surf-1GB",
+    "Sky-50GB",
+    "Sky-25GB",
+    "Sky-10GB",
+    "Nettvern",
+    "Tvilling",
+    "Datakort",
+    "SIM-Hoved",
+    "SIM-Bestill",
+    "SIM-Aktiver",
+    "BT-A-3GB",
+    "BT-B-5GB",
+    "BT-C-10GB",
+    "BT-D-25GB",
+    "BT-E-50GB",
+    "BT-F-100GB",
+)
+
+
+class SimulatorSettings(BaseSettings):
+    """Where the simulator listens and how slow, flaky and strict it starts out."""
+
+    model_config = SettingsConfigDict(env_prefix="CARRIER_SIM_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    latency_ms: int = Field(default=0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    unavailable_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # NoDecode: the environment gives a comma-separated list, not JSON.
+    known_offerings: Annotated[tuple[str, ...], NoDecode] = DEFAULT_OFFERINGS
+    # Orders are kept in memory; the oldest are forgotten beyond this so a long benchmark
+    # cannot grow the process without bound.
+    max_orders: int = Field(default=20_000, ge=1)
+    # Fixes the random failures and outages, for reproducible runs.
+    seed: int | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("known_offerings", mode="before")
+    @classmethod
+    def _split_offerings(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value

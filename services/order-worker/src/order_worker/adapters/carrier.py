@@ -1,0 +1,325 @@
+"""The carrier as the order-worker sees it: submit an order, read its state; over TMF622 v5 HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MSISDN_CHARACTERISTIC = "msisdn"
+
+
+class CarrierOrderState(StrEnum):
+    """The carrier order's state: TMF622 ProductOrderStateType."""
+
+    ACKNOWLEDGED = "acknowledged"
+    REJECTED = "rejected"
+    PENDING = "pending"
+    HELD = "held"
+    IN_PROGRESS = "inProgress"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PARTIAL = "partial"
+    ASSESSING_CANCELLATION = "assessingCancellation"
+    PENDING_CANCELLATION = "pendingCancellation"
+    DRAFT = "draft"
+    IN_PROGRESS_ACCEPTED = "inProgress.accepted"
+
+
+# States the carrier never leaves; `partial` is one: some items were done and will stay so.
+_TERMINAL_STATES = frozenset(
+    {
+        CarrierOrderState.COMPLETED,
+        CarrierOrderState.FAILED,
+        CarrierOrderState.REJECTED,
+        CarrierOrderState.CANCELLED,
+        CarrierOrderState.PARTIAL,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierOrder:
+    """The carrier's order made for one of ours, as last read."""
+
+    id: str
+    external_id: str
+    state: CarrierOrderState
+    failure_reason: str | None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in _TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CarrierOrderRequest:
+    """What to provision for one of our orders; `order_id` is the carrier's idempotency key."""
+
+    order_id: str
+    msisdn: str
+    product_offering_id: str
+    action: Literal["add", "modify"]
+    # Further product characteristics, e.g. the ICC of a SIM or where to ship it.
+    characteristics: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.order_id:
+            raise ValueError("order_id must not be empty: it is the carrier's idempotency key")
+        if MSISDN_CHARACTERISTIC in self.characteristics:
+            raise ValueError("msisdn is its own field, not one of the characteristics")
+        # A frozen request should not change under the caller's feet through a shared dict.
+        object.__setattr__(self, "characteristics", MappingProxyType(dict(self.characteristics)))
+
+
+class Carrier(Protocol):
+    """Provisions our orders at the mobile carrier."""
+
+    async def submit(self, request: CarrierOrderRequest) -> CarrierOrder:
+        """Place the order; submitting the same order id again returns the same carrier order."""
+        ...
+
+    async def get(self, carrier_order_id: str) -> CarrierOrder:
+        """The carrier order as it is now."""
+        ...
+
+
+class CarrierError(Exception):
+    """Anything that went wrong talking to the carrier."""
+
+
+class CarrierUnavailable(CarrierError):
+    """The carrier could not answer now (network, timeout, 5xx, 429); try again later."""
+
+
+class CarrierResponseInvalid(CarrierUnavailable):
+    """The carrier answered with something that is not a ProductOrder; retried like an outage."""
+
+
+class CarrierRejected(CarrierError):
+    """The carrier refused the request itself: a business failure that retrying will not fix."""
+
+    def __init__(self, reason: str, *, status_code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+class CarrierStillProcessing(CarrierError):
+    """The carrier order was not finished by the deadline; `order` is how it was last seen."""
+
+    def __init__(self, order: CarrierOrder, *, timeout_s: float) -> None:
+        super().__init__(f"carrier order {order.id} still {order.state} after {timeout_s}s")
+        self.order = order
+
+
+class _Wire(BaseModel):
+    # Only what the adapter reads; a real carrier sends much more, and that is fine.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _ExternalIdentifier(_Wire):
+    id: str
+    owner: str | None = None
+
+
+class _ErrorMessage(_Wire):
+    reason: str | None = None
+    message: str | None = None
+
+
+class _ProductOrder(_Wire):
+    id: str = Field(min_length=1)
+    state: CarrierOrderState
+    external_id: list[_ExternalIdentifier] = Field(default_factory=list, alias="externalId")
+    errors: list[_ErrorMessage] | None = Field(default=None, alias="productOrderErrorMessage")
+    cancellation_reason: str | None = Field(default=None, alias="cancellationReason")
+
+
+class _Error(_Wire):
+    reason: str | None = None
+    message: str | None = None
+
+
+class Tmf622Carrier:
+    """A carrier that speaks TMF622 Product Ordering v5 over HTTP.
+
+    `client` has its base_url at the API root, e.g.
+    `http://127.0.0.1:8081/tmf-api/productOrderingManagement/v5`, and carries timeouts and auth.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, owner: str = "mPort") -> None:
+        self._client = client
+        # Names us as the system that owns the externalId, as TMF's ExternalIdentifier asks.
+        self._owner = owner
+
+    async def submit(self, request: CarrierOrderRequest) -> CarrierOrder:
+        response = await self._send("POST", "productOrder", json=self._product_order(request))
+        if response.status_code == httpx.codes.CONFLICT:
+            # Some carriers refuse a repeated externalId instead of returning the first order.
+            return await self._find_by_external_id(request.order_id, conflict=response)
+        return self._order_from(response)
+
+    async def get(self, carrier_order_id: str) -> CarrierOrder:
+        response = await self._send("GET", f"productOrder/{quote(carrier_order_id, safe='')}")
+        return self._order_from(response)
+
+    async def _find_by_external_id(self, order_id: str, *, conflict: httpx.Response) -> CarrierOrder:
+        response = await self._send("GET", "productOrder", params={"externalId": order_id})
+        self._raise_for_status(response)
+        try:
+            found = [_ProductOrder.model_validate(item) for item in response.json()]
+        except (ValueError, TypeError) as exc:
+            raise CarrierResponseInvalid(f"carrier listed orders unreadably: {exc}") from exc
+        if not found:
+            raise CarrierRejected(_reason(conflict), status_code=conflict.status_code)
+        return self._to_carrier_order(found[0], order_id)
+
+    def _product_order(self, request: CarrierOrderRequest) -> dict[str, Any]:
+        characteristics = {MSISDN_CHARACTERISTIC: request.msisdn, **request.characteristics}
+        return {
+            "@type": "ProductOrder",
+            "externalId": [
+                {
+                    "id": request.order_id,
+                    "owner": self._owner,
+                    "externalIdentifierType": "order",
+                    "@type": "ExternalIdentifier",
+                }
+            ],
+            "productOrderItem": [
+                {
+                    "id": "1",
+                    "action": request.action,
+                    "@type": "ProductOrderItem",
+                    "productOffering": {
+                        "id": request.product_offering_id,
+                        "@type": "ProductOfferingRef",
+                    },
+                    "product": {
+                        "@type": "Product",
+                        "productCharacteristic": [
+                            {
+                                "name": name,
+                                "value": value,
+                                "valueType": "string",
+                                "@type": "StringCharacteristic",
+                            }
+                            for name, value in characteristics.items()
+                        ],
+                    },
+                }
+            ],
+        }
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            # Connection refused, reset, timed out: nothing says the carrier saw the request,
+            # and submit is idempotent, so the whole call can be repeated.
+            raise CarrierUnavailable(f"carrier unreachable: {exc!r}") from exc
+
+    def _order_from(self, response: httpx.Response) -> CarrierOrder:
+        self._raise_for_status(response)
+        try:
+            order = _ProductOrder.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise CarrierResponseInvalid(f"carrier answered without a ProductOrder: {exc}") from exc
+        return self._to_carrier_order(order, None)
+
+    def _to_carrier_order(self, order: _ProductOrder, fallback_external_id: str | None) -> CarrierOrder:
+        return CarrierOrder(
+            id=order.id,
+            external_id=self._our_external_id(order) or fallback_external_id or "",
+            state=order.state,
+            failure_reason=_failure_reason(order),
+        )
+
+    def _our_external_id(self, order: _ProductOrder) -> str | None:
+        ours = [ext.id for ext in order.external_id if ext.owner == self._owner]
+        # A carrier may drop the owner; then the only externalId it keeps is still ours.
+        candidates = ours or [ext.id for ext in order.external_id]
+        return candidates[0] if candidates else None
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
+        code = response.status_code
+        if code < 400:
+            return
+        reason = _reason(response)
+        # 401/403 are a credential we must fix, 404 an endpoint or order the carrier cannot see
+        # yet, 408/429/5xx load: none says the order itself is wrong, so they are all retried.
+        if code >= 500 or code in _TRANSIENT_4XX:
+            raise CarrierUnavailable(f"carrier answered {code}: {reason}")
+        raise CarrierRejected(reason, status_code=code)
+
+
+_TRANSIENT_4XX = frozenset(
+    {
+        httpx.codes.UNAUTHORIZED,
+        httpx.codes.FORBIDDEN,
+        httpx.codes.NOT_FOUND,
+        httpx.codes.REQUEST_TIMEOUT,
+        httpx.codes.TOO_MANY_REQUESTS,
+    }
+)
+
+
+def _reason(response: httpx.Response) -> str:
+    """The TMF Error's reason and message, or the start of whatever else the body was."""
+    try:
+        error = _Error.model_validate_json(response.content)
+    except ValidationError:
+        return response.text[:200] or response.reason_phrase
+    parts = [part for part in (error.reason, error.message) if part]
+    return ": ".join(parts) or response.text[:200] or response.reason_phrase
+
+
+def _failure_reason(order: _ProductOrder) -> str | None:
+    # The reason is what the employee is shown; the message is detail for whoever fixes it.
+    reasons = [reason for error in order.errors or () if (reason := error.reason or error.message)]
+    if reasons:
+        return "; ".join(reasons)
+    if order.state is CarrierOrderState.CANCELLED:
+        return order.cancellation_reason
+    return None
+
+
+async def wait_until_terminal(
+    carrier: Carrier,
+    order: CarrierOrder,
+    *,
+    timeout_s: float,
+    first_delay_s: float = 0.005,
+    max_delay_s: float = 0.5,
+) -> CarrierOrder:
+    """Poll the carrier with doubling delays until the order is finished or `timeout_s` passes.
+
+    An outage while polling does not end the wait: the order exists at the carrier, so a later
+    read will find it. If the deadline passes, CarrierStillProcessing carries the last state seen.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    delay = first_delay_s
+    outage: CarrierUnavailable | None = None
+    while not order.is_terminal:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise CarrierStillProcessing(order, timeout_s=timeout_s) from outage
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, max_delay_s)
+        try:
+            order = await carrier.get(order.id)
+            outage = None
+        except CarrierUnavailable as exc:
+            outage = exc
+    return order

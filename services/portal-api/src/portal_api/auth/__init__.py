@@ -1,0 +1,1 @@
+"""Who is signed in: sessions, the development sign-in, and CSRF protection."""

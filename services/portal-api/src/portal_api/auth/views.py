@@ -1,0 +1,53 @@
+"""Sign-in and sign-out. In local mode a development sign-in stands in for the identity provider."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import func, select
+
+from portal_api.deps import CSRF_COOKIE, SESSION_CSRF, SESSION_EMPLOYEE, Db, Settings
+from portal_api.models import Employee
+from portal_api.problems import Problem
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def start_session(request: Request, response: Response, employee: Employee, *, secure: bool) -> None:
+    """Sign the employee in: a fresh session and CSRF token (no fixation of an earlier session)."""
+    request.session.clear()
+    csrf = secrets.token_urlsafe(32)
+    request.session[SESSION_EMPLOYEE] = str(employee.id)
+    request.session[SESSION_CSRF] = csrf
+    # Readable by the page's script, which echoes it in the X-CSRF-Token header.
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax", secure=secure, path="/")
+
+
+@router.post("/dev-login", response_model=None)
+async def dev_login(
+    request: Request, db: Db, settings: Settings, email: Annotated[str, Form(max_length=320)]
+) -> Response:
+    """Development sign-in: local mode only (404 elsewhere)."""
+    if not settings.is_local:
+        raise Problem(404, "Not found")
+    employee = await db.scalar(select(Employee).where(func.lower(Employee.email) == email.strip().lower()))
+    if employee is None:
+        raise Problem(401, f"No employee with the e-mail address {email!r}.", title="Unknown user")
+    response: Response
+    if "text/html" in request.headers.get("accept", ""):
+        response = RedirectResponse("/abonnement", status_code=303)
+    else:
+        response = JSONResponse({"id": str(employee.id), "name": employee.name, "email": employee.email})
+    start_session(request, response, employee, secure=not settings.is_local)
+    return response
+
+
+@router.post("/logout", response_model=None)
+async def logout(request: Request) -> Response:
+    request.session.clear()
+    response: Response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response

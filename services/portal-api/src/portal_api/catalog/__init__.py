@@ -1,0 +1,1 @@
+"""The product catalog and the company's mobile policy."""

@@ -1,0 +1,90 @@
+"""The mobile policy ("retningslinjer for mobilordningen"): who pays for what. Pure domain code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from mport_shared.events import Billing, EmployeeCharge, OrderKind
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payer(StrEnum):
+    EMPLOYER = "employer"
+    EMPLOYEE = "employee"
+    NOT_ALLOWED = "not_allowed"
+
+
+class PolicyRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    payer: Payer
+    # With payer=employee: the employee's share of the price, in percent.
+    employee_share_percent: Annotated[int, Field(ge=0, le=100)] = 100
+
+
+class PolicyDocument(BaseModel):
+    """Rules by product code or by category (a product's own rule wins); unlisted: employer pays.
+
+    For plans, the employer covers up to `plan_covered_up_to` and the employee pays the monthly
+    difference above it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: dict[str, PolicyRule] = Field(default_factory=dict)
+    plan_covered_up_to: str | None = None
+
+
+class PricedProduct(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: str
+    category: str
+    kind: OrderKind
+    price_ore: int
+    billing: Billing
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    allowed: bool
+    charge: EmployeeCharge
+    reason: str | None = None
+
+
+def decide(policy: PolicyDocument, product: PricedProduct, *, covered_plan_price_ore: int | None) -> Decision:
+    """Whether the employee may order the product, and what they then pay."""
+    if product.kind is OrderKind.PLAN:
+        rule = policy.rules.get(product.code)
+        if rule is not None and rule.payer is Payer.NOT_ALLOWED:
+            return _refused(product)
+        ceiling = covered_plan_price_ore if covered_plan_price_ore is not None else product.price_ore
+        return Decision(
+            allowed=True,
+            charge=EmployeeCharge(amount_ore=max(product.price_ore - ceiling, 0), billing=Billing.MONTHLY),
+        )
+    rule = policy.rules.get(product.code) or policy.rules.get(product.category)
+    if rule is None or rule.payer is Payer.EMPLOYER:
+        return Decision(allowed=True, charge=EmployeeCharge(amount_ore=0, billing=product.billing))
+    if rule.payer is Payer.NOT_ALLOWED:
+        return _refused(product)
+    amount = product.price_ore * rule.employee_share_percent // 100
+    return Decision(allowed=True, charge=EmployeeCharge(amount_ore=amount, billing=product.billing))
+
+
+def _refused(product: PricedProduct) -> Decision:
+    return Decision(
+        allowed=False,
+        charge=EmployeeCharge(amount_ore=0, billing=product.billing),
+        reason="Not allowed by the company's mobile policy",
+    )
+
+
+DEMO_POLICY = PolicyDocument(
+    rules={
+        "ekstra_data": PolicyRule(payer=Payer.EMPLOYEE),
+        "min_sky": PolicyRule(payer=Payer.EMPLOYEE, employee_share_percent=50),
+        "nettvern": PolicyRule(payer=Payer.EMPLOYER),
+        "tvilling": PolicyRule(payer=Payer.EMPLOYER),
+        "datakort": PolicyRule(payer=Payer.NOT_ALLOWED),
+        "sim": PolicyRule(payer=Payer.EMPLOYER),
+    },
+    plan_covered_up_to="bedrift-total-c",
+)

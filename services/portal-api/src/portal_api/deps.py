@@ -1,0 +1,87 @@
+"""Request dependencies shared by the views: database session, signed-in employee, CSRF check."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from mport_shared.service import ServiceRuntime
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portal_api.models import Employee
+from portal_api.problems import Problem
+from portal_api.settings import PortalSettings
+
+SESSION_EMPLOYEE = "employee_id"
+SESSION_CSRF = "csrf"
+CSRF_COOKIE = "csrftoken"
+CSRF_HEADER = "X-CSRF-Token"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> PortalSettings:
+    settings: PortalSettings = request.app.state.settings
+    return settings
+
+
+async def get_db(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+Db = Annotated[AsyncSession, Depends(get_db)]
+Settings = Annotated[PortalSettings, Depends(get_settings)]
+
+
+async def require_csrf(request: Request) -> None:
+    """Double-submit check: unsafe requests carry the session's CSRF token in a header or form field."""
+    if request.method not in _UNSAFE:
+        return
+    expected = request.session.get(SESSION_CSRF)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(str(expected), sent):
+        raise Problem(
+            403,
+            f"Missing or wrong CSRF token: send the {CSRF_HEADER} header "
+            f"with the value of the {CSRF_COOKIE} cookie.",
+            title="CSRF check failed",
+        )
+
+
+async def current_employee(request: Request, db: Db) -> Employee:
+    raw = request.session.get(SESSION_EMPLOYEE)
+    employee = None
+    if raw:
+        try:
+            employee = await db.get(Employee, uuid.UUID(str(raw)))
+        except ValueError:
+            employee = None
+    if employee is None:
+        raise Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+    return employee
+
+
+CurrentEmployee = Annotated[Employee, Depends(current_employee)]
+
+
+async def current_admin(employee: CurrentEmployee) -> Employee:
+    if not employee.is_admin:
+        raise Problem(403, "Only the company's mPort administrator may do this.", title="Forbidden")
+    return employee
+
+
+CurrentAdmin = Annotated[Employee, Depends(current_admin)]

@@ -1,0 +1,74 @@
+"""portal-api: the employees' web portal and JSON API; stores orders and follows their status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from mport_shared.http import operations_router
+from mport_shared.logging import configure_logging
+from mport_shared.messaging.topology import PORTAL_API
+from mport_shared.service import ServiceRuntime
+from mport_shared.settings import load_settings
+from starlette.middleware.sessions import SessionMiddleware
+
+from portal_api.auth.views import router as auth_router
+from portal_api.catalog.views import router as catalog_router
+from portal_api.middleware import RequestContextMiddleware
+from portal_api.models import tables
+from portal_api.orders.status import OrderStatusHandlers
+from portal_api.orders.views import router as orders_router
+from portal_api.problems import install_problem_handlers
+from portal_api.settings import PortalSettings
+from portal_api.subscriptions.views import router as subscription_router
+
+SERVICE = "portal-api"
+
+
+def create_app(settings: PortalSettings) -> FastAPI:
+    runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
+    status = OrderStatusHandlers(sessions=runtime.sessions)
+    runtime.handlers.update(status.handlers())  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="mPort portal API", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.order_status = status
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.effective_session_secret,
+        session_cookie="mport_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+        https_only=not settings.is_local,
+    )
+    for router in (auth_router, subscription_router, catalog_router, orders_router):
+        app.include_router(router)
+    app.include_router(
+        operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
+    )
+    return app
+
+
+def main() -> None:
+    settings = load_settings(PortalSettings)
+    configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )

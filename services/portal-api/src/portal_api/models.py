@@ -1,0 +1,155 @@
+"""portal-api's tables: companies, people, subscriptions, catalog, policies and orders."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from mport_shared.messaging.tables import messaging_tables
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Employee(Base):
+    __tablename__ = "employees"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    employee_number: Mapped[str] = mapped_column(String(50))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Self-service is active once the employee has confirmed their number by SMS.
+    self_service_active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    company: Mapped[Company] = relationship(lazy="joined")
+    subscription: Mapped[Subscription | None] = relationship(
+        back_populates="employee", lazy="selectin", uselist=False
+    )
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"), unique=True)
+    msisdn: Mapped[str] = mapped_column(String(15), unique=True)
+    plan_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
+
+    employee: Mapped[Employee] = relationship(back_populates="subscription")
+    services: Mapped[list[ActiveService]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="ActiveService.activated_at"
+    )
+    sim_cards: Mapped[list[SimCard]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="SimCard.created_at"
+    )
+
+
+class ActiveService(Base):
+    """An add-on active on a subscription (one row per product)."""
+
+    __tablename__ = "active_services"
+    __table_args__ = (UniqueConstraint("subscription_id", "product_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
+    product_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
+    order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SimCard(Base):
+    __tablename__ = "sim_cards"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
+    label: Mapped[str] = mapped_column(String(100))
+    icc: Mapped[str | None] = mapped_column(String(20))
+    # active: in use; ordered: on its way to the employee, to be activated by its ICC number.
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Product(Base):
+    """A product in the catalog: an add-on, a plan or a SIM service."""
+
+    __tablename__ = "products"
+
+    code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(30))
+    carrier_code: Mapped[str] = mapped_column(String(50))
+    price_ore: Mapped[int] = mapped_column(Integer)
+    billing: Mapped[str] = mapped_column(String(10))
+    data_gb: Mapped[int | None] = mapped_column(Integer)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Policy(Base):
+    """A company's mobile policy: who pays for what (see portal_api.catalog.policy)."""
+
+    __tablename__ = "policies"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("employee_id", "idempotency_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    msisdn: Mapped[str] = mapped_column(String(15))
+    product_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
+    kind: Mapped[str] = mapped_column(String(20))
+    details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    carrier_order_id: Mapped[str | None] = mapped_column(String(100))
+    employee_charge_ore: Mapped[int] = mapped_column(Integer)
+    billing: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    product: Mapped[Product] = relationship(lazy="joined")
+
+
+tables = messaging_tables(Base.metadata)

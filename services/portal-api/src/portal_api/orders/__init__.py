@@ -1,0 +1,1 @@
+"""Orders: placing them, and following their status as the workers report it."""

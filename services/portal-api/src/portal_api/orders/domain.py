@@ -1,0 +1,57 @@
+"""Order rules that need no I/O: status order, SIM ICC validation, request fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "received"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+_RANK = {
+    OrderStatus.RECEIVED: 0,
+    OrderStatus.SUBMITTED: 1,
+    OrderStatus.COMPLETED: 2,
+    OrderStatus.FAILED: 2,
+}
+OPEN_STATUSES = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTED.value)
+
+
+def moves_forward(current: str, new: OrderStatus) -> bool:
+    """Status only moves forward: a late or repeated event never takes an order back."""
+    return _RANK[new] > _RANK[OrderStatus(current)]
+
+
+_ICC = re.compile(r"^\d{19,20}$")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def icc_problem(icc: str) -> str | None:
+    """Why an ICC (SIM card number) is not valid, or None: 19–20 digits with a Luhn check digit."""
+    if not _ICC.match(icc):
+        return "The SIM card's ICC number must be 19 or 20 digits."
+    if not luhn_valid(icc):
+        return "The SIM card's ICC number has a wrong check digit."
+    return None
+
+
+def fingerprint(product_code: str, details: dict[str, str]) -> str:
+    """What makes two requests with one Idempotency-Key the same request."""
+    canonical = json.dumps({"product_code": product_code, "details": details}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()

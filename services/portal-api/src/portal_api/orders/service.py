@@ -1,0 +1,198 @@
+"""Placing an order: checks, then the order row and its OrderPlaced event in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from mport_shared.events import OrderKind, OrderPlaced, OrderSnapshot, envelop
+from mport_shared.messaging.outbox import add_to_outbox
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portal_api.catalog.service import all_products, load_policy, price_for
+from portal_api.models import Employee, Order, Product, tables
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, fingerprint, icc_problem
+from portal_api.problems import Problem
+
+SOURCE = "/mport/portal-api"
+MAX_DETAIL_LENGTH = 200
+_DETAIL_FIELDS: dict[OrderKind, tuple[str, ...]] = {
+    OrderKind.ADDON: (),
+    OrderKind.PLAN: (),
+    OrderKind.SIM_ORDER: ("delivery_name", "delivery_address"),
+    OrderKind.SIM_ACTIVATION: ("icc",),
+}
+
+
+async def find_by_key(session: AsyncSession, employee: Employee, key: str) -> Order | None:
+    return await session.scalar(
+        select(Order).where(Order.employee_id == employee.id, Order.idempotency_key == key)
+    )
+
+
+def _same_request_or_conflict(order: Order, product_code: str, details: dict[str, str]) -> Order:
+    if fingerprint(order.product_code, order.details) != fingerprint(product_code, details):
+        raise Problem(
+            422,
+            "This Idempotency-Key was already used for a different order.",
+            title="Idempotency-Key reused",
+        )
+    return order
+
+
+async def place_order(
+    session: AsyncSession,
+    *,
+    employee: Employee,
+    product_code: str,
+    details: dict[str, str],
+    idempotency_key: str,
+) -> Order:
+    """Store the order and its event, or return the order this key already made."""
+    existing = await find_by_key(session, employee, idempotency_key)
+    if existing is not None:
+        return _same_request_or_conflict(existing, product_code, details)
+    order = await _new_order(
+        session,
+        employee=employee,
+        product_code=product_code,
+        details=details,
+        idempotency_key=idempotency_key,
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        # The same key raced in from a concurrent request: answer with the order that won.
+        await session.rollback()
+        winner = await find_by_key(session, employee, idempotency_key)
+        if winner is None:
+            raise
+        return _same_request_or_conflict(winner, product_code, details)
+    return order
+
+
+async def _new_order(
+    session: AsyncSession,
+    *,
+    employee: Employee,
+    product_code: str,
+    details: dict[str, str],
+    idempotency_key: str,
+) -> Order:
+    subscription = employee.subscription
+    if subscription is None:
+        raise Problem(409, "You have no mobile subscription to order for.", title="No subscription")
+    if not employee.self_service_active:
+        raise Problem(
+            403,
+            "Self-service is not activated: confirm your phone number first (Bekreft telefonnummer).",
+            title="Self-service not activated",
+        )
+    products = {p.code: p for p in await all_products(session)}
+    product = products.get(product_code)
+    if product is None:
+        raise Problem(422, f"Unknown product {product_code!r}.", title="Unknown product")
+    kind = OrderKind(product.kind)
+    details = _checked_details(kind, details)
+    await _check_not_already_active(session, employee, product, kind)
+    allowed, charge, reason = price_for(product, await load_policy(session, employee.company_id), products)
+    if not allowed:
+        raise Problem(403, f"{product.name}: {reason}.", title="Not allowed by policy")
+    now = datetime.now(UTC)
+    order = Order(
+        id=uuid.uuid4(),
+        company_id=employee.company_id,
+        employee_id=employee.id,
+        idempotency_key=idempotency_key,
+        msisdn=subscription.msisdn,
+        product_code=product.code,
+        kind=kind.value,
+        details=details,
+        status=OrderStatus.RECEIVED.value,
+        employee_charge_ore=charge.amount_ore,
+        billing=charge.billing.value,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(order)
+    snapshot = OrderSnapshot(
+        order_id=order.id,
+        company_id=employee.company_id,
+        employee_id=employee.id,
+        employee_number=employee.employee_number,
+        msisdn=subscription.msisdn,
+        product_code=product.code,
+        carrier_product_code=product.carrier_code,
+        kind=kind,
+        action="modify" if kind is OrderKind.PLAN else "add",
+        details=details,
+        employee_charge=charge,
+        placed_at=now,
+    )
+    await add_to_outbox(
+        session,
+        tables.outbox,
+        envelop(
+            OrderPlaced(order=snapshot), source=SOURCE, correlation_id=str(order.id), subject=str(order.id)
+        ),
+    )
+    return order
+
+
+def _checked_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]:
+    wanted = _DETAIL_FIELDS[kind]
+    unknown = sorted(set(details) - set(wanted))
+    if unknown:
+        raise Problem(422, f"Unexpected order details: {', '.join(unknown)}.", title="Invalid order details")
+    cleaned = {k: " ".join(str(v).split()) for k, v in details.items()}
+    missing = [k for k in wanted if not cleaned.get(k)]
+    if missing:
+        raise Problem(422, f"Missing order details: {', '.join(missing)}.", title="Invalid order details")
+    too_long = [k for k, v in cleaned.items() if len(v) > MAX_DETAIL_LENGTH]
+    if too_long:
+        raise Problem(422, f"Too long: {', '.join(too_long)}.", title="Invalid order details")
+    if kind is OrderKind.SIM_ACTIVATION:
+        cleaned["icc"] = cleaned["icc"].replace(" ", "")
+        problem = icc_problem(cleaned["icc"])
+        if problem:
+            raise Problem(422, problem, title="Invalid ICC number")
+    return cleaned
+
+
+async def _check_not_already_active(
+    session: AsyncSession, employee: Employee, product: Product, kind: OrderKind
+) -> None:
+    subscription = employee.subscription
+    assert subscription is not None
+    if kind is OrderKind.PLAN and subscription.plan_code == product.code:
+        raise Problem(409, f"{product.name} is already your plan.", title="Plan already active")
+    monthly_addon = kind is OrderKind.ADDON and product.billing == "monthly"
+    if monthly_addon and any(s.product_code == product.code for s in subscription.services):
+        raise Problem(409, f"{product.name} is already active.", title="Already active")
+    if kind in (OrderKind.PLAN, OrderKind.ADDON) and (monthly_addon or kind is OrderKind.PLAN):
+        pending = await session.scalar(
+            select(Order.id).where(
+                Order.employee_id == employee.id,
+                Order.product_code == product.code,
+                Order.status.in_(OPEN_STATUSES),
+            )
+        )
+        if pending is not None:
+            raise Problem(409, f"{product.name} is already ordered and on its way.", title="Already ordered")
+
+
+async def orders_of(session: AsyncSession, employee: Employee) -> list[Order]:
+    rows = await session.scalars(
+        select(Order).where(Order.employee_id == employee.id).order_by(Order.created_at.desc())
+    )
+    return list(rows.all())
+
+
+async def order_of(session: AsyncSession, employee: Employee, order_id: uuid.UUID) -> Order:
+    """An order of this employee's; another employee's order is indistinguishable from none."""
+    order = await session.scalar(select(Order).where(Order.id == order_id, Order.employee_id == employee.id))
+    if order is None:
+        raise Problem(404, f"No order {order_id}.", title="Order not found")
+    return order

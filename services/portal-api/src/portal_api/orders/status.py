@@ -1,0 +1,131 @@
+"""Status events from the workers move orders forward and update the subscription on completion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mport_shared.db import insert_if_absent
+from mport_shared.events import (
+    Envelope,
+    EventPayload,
+    OrderCompleted,
+    OrderFailed,
+    OrderKind,
+    OrderSubmitted,
+)
+from mport_shared.logging import get_logger
+from mport_shared.messaging.consumer import PermanentFailure
+from mport_shared.messaging.inbox import claim_message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portal_api.models import ActiveService, Order, SimCard, Subscription, tables
+from portal_api.orders.domain import OrderStatus, moves_forward
+
+log = get_logger(__name__)
+CONSUMER = "portal-api"
+
+OrderListener = Callable[[Order], None]
+
+
+@dataclass
+class OrderStatusHandlers:
+    sessions: async_sessionmaker[AsyncSession]
+    # Told about every status change after it is committed (the live page updates listen here).
+    listeners: list[OrderListener] = field(default_factory=list)
+
+    def handlers(self) -> dict[str, Callable[[Envelope[EventPayload]], object]]:
+        return {
+            OrderSubmitted.event_type: self.on_event,
+            OrderCompleted.event_type: self.on_event,
+            OrderFailed.event_type: self.on_event,
+        }
+
+    async def on_event(self, envelope: Envelope[EventPayload]) -> None:
+        changed: Order | None = None
+        async with self.sessions.begin() as session:
+            if not await claim_message(session, tables.inbox, consumer=CONSUMER, message_id=envelope.id):
+                log.info("duplicate status event ignored", message_id=envelope.id)
+                return
+            changed = await self._apply(session, envelope.data)
+        if changed is not None:
+            for listener in self.listeners:
+                listener(changed)
+
+    async def _apply(self, session: AsyncSession, event: EventPayload) -> Order | None:
+        match event:
+            case OrderSubmitted():
+                order = await self._order(session, event.order_id)
+                if not moves_forward(order.status, OrderStatus.SUBMITTED):
+                    return None
+                order.carrier_order_id = event.carrier_order_id
+                return self._move(order, OrderStatus.SUBMITTED)
+            case OrderCompleted():
+                order = await self._order(session, event.order.order_id)
+                if not moves_forward(order.status, OrderStatus.COMPLETED):
+                    return None
+                order.carrier_order_id = event.carrier_order_id
+                await _apply_to_subscription(session, order)
+                return self._move(order, OrderStatus.COMPLETED)
+            case OrderFailed():
+                order = await self._order(session, event.order.order_id)
+                if not moves_forward(order.status, OrderStatus.FAILED):
+                    return None
+                order.failure_reason = event.reason
+                return self._move(order, OrderStatus.FAILED)
+        raise PermanentFailure(f"portal-api does not handle {type(event).__name__}")
+
+    @staticmethod
+    async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order:
+        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        if order is None:
+            raise PermanentFailure(f"status event for unknown order {order_id}")
+        return order
+
+    @staticmethod
+    def _move(order: Order, status: OrderStatus) -> Order:
+        log.info("order status changed", order_id=str(order.id), old=order.status, new=status.value)
+        order.status = status.value
+        order.updated_at = datetime.now(UTC)
+        return order
+
+
+async def _apply_to_subscription(session: AsyncSession, order: Order) -> None:
+    """A completed order changes the subscription: an add-on, a new plan, or a SIM card."""
+    subscription = await session.scalar(select(Subscription).where(Subscription.msisdn == order.msisdn))
+    if subscription is None:
+        log.warning("completed order for a number no longer on file", order_id=str(order.id))
+        return
+    match OrderKind(order.kind):
+        case OrderKind.ADDON:
+            await insert_if_absent(
+                session,
+                ActiveService,
+                {
+                    "subscription_id": subscription.id,
+                    "product_code": order.product_code,
+                    "order_id": order.id,
+                },
+                keys=["subscription_id", "product_code"],
+            )
+        case OrderKind.PLAN:
+            subscription.plan_code = order.product_code
+        case OrderKind.SIM_ORDER:
+            session.add(SimCard(subscription_id=subscription.id, label="Nytt SIM (sendt)", status="ordered"))
+        case OrderKind.SIM_ACTIVATION:
+            main = next((s for s in subscription.sim_cards if s.label == "Sim hovedkort"), None)
+            if main is None:
+                session.add(
+                    SimCard(
+                        subscription_id=subscription.id,
+                        label="Sim hovedkort",
+                        icc=order.details.get("icc"),
+                        status="active",
+                    )
+                )
+            else:
+                main.icc = order.details.get("icc")
+                main.status = "active"

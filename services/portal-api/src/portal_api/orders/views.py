@@ -1,0 +1,104 @@
+"""Orders API: place an order (202, idempotent by key) and read orders with their status."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+from mport_shared.events import Billing, OrderKind
+from pydantic import BaseModel, Field
+
+from portal_api.deps import CurrentEmployee, Db, require_csrf
+from portal_api.models import Order
+from portal_api.orders.domain import OrderStatus
+from portal_api.orders.service import order_of, orders_of, place_order
+from portal_api.problems import Problem
+
+router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_csrf)])
+
+
+class OrderRequest(BaseModel):
+    product_code: Annotated[str, Field(min_length=1, max_length=50)]
+    # For SIM orders: icc (Aktiver nytt SIM) or delivery_name and delivery_address (Bestill SIM).
+    details: dict[str, str] = Field(default_factory=dict, max_length=5)
+
+
+class OrderOut(BaseModel):
+    id: uuid.UUID
+    status: OrderStatus
+    product_code: str
+    product_name: str
+    carrier_product_code: str
+    kind: OrderKind
+    msisdn: str
+    details: dict[str, str]
+    employee_charge_ore: int
+    billing: Billing
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        return cls(
+            id=order.id,
+            status=OrderStatus(order.status),
+            product_code=order.product_code,
+            product_name=order.product.name,
+            carrier_product_code=order.product.carrier_code,
+            kind=OrderKind(order.kind),
+            msisdn=order.msisdn,
+            details=order.details,
+            employee_charge_ore=order.employee_charge_ore,
+            billing=Billing(order.billing),
+            failure_reason=order.failure_reason,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+@router.post(
+    "/orders",
+    status_code=202,
+    response_model=OrderOut,
+    responses={202: {"description": "Accepted: stored, and its OrderPlaced event committed"}},
+)
+async def create_order(
+    body: OrderRequest,
+    employee: CurrentEmployee,
+    db: Db,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    if not idempotency_key or not idempotency_key.strip():
+        raise Problem(
+            400,
+            "Send an Idempotency-Key header (for example a UUID) with every order, "
+            "so that a retry never orders twice.",
+            title="Idempotency-Key required",
+        )
+    order = await place_order(
+        db,
+        employee=employee,
+        product_code=body.product_code,
+        details=body.details,
+        idempotency_key=idempotency_key.strip(),
+    )
+    await db.refresh(order, attribute_names=["product"])
+    return JSONResponse(
+        OrderOut.of(order).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/api/v1/orders/{order.id}"},
+    )
+
+
+@router.get("/orders")
+async def list_orders(employee: CurrentEmployee, db: Db) -> list[OrderOut]:
+    return [OrderOut.of(o) for o in await orders_of(db, employee)]
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: uuid.UUID, employee: CurrentEmployee, db: Db) -> OrderOut:
+    return OrderOut.of(await order_of(db, employee, order_id))

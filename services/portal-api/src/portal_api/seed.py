@@ -1,0 +1,108 @@
+"""The catalog and the demo company of the seed guide (Demo Bedrift AS). Safe to run repeatedly."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portal_api.catalog.policy import DEMO_POLICY
+from portal_api.catalog.products import CATALOG
+from portal_api.models import ActiveService, Company, Employee, Policy, Product, SimCard, Subscription
+
+DEMO_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000001")
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    id: uuid.UUID
+    name: str
+    email: str
+    employee_number: str
+    msisdn: str | None
+    self_service_active: bool
+    is_admin: bool = False
+
+
+KARI = DemoPerson(
+    uuid.UUID("6d706f72-7400-4000-8000-000000001001"),
+    "Kari Nordmann",
+    "kari.nordmann@demo.no",
+    "1001",
+    "4791234567",
+    self_service_active=True,
+)
+HAKON = DemoPerson(
+    uuid.UUID("6d706f72-7400-4000-8000-000000001002"),
+    "Håkon Hafell",
+    "hakon.hafell@demo.no",
+    "1002",
+    "4748123456",
+    self_service_active=False,
+)
+INGRID = DemoPerson(
+    uuid.UUID("6d706f72-7400-4000-8000-000000001003"),
+    "Ingrid Berg",
+    "admin@demo.no",
+    "1003",
+    None,
+    self_service_active=False,
+    is_admin=True,
+)
+DEMO_PEOPLE = (KARI, HAKON, INGRID)
+
+
+async def seed_catalog(session: AsyncSession) -> None:
+    for position, spec in enumerate(CATALOG):
+        await session.merge(
+            Product(
+                code=spec.code,
+                name=spec.name,
+                kind=spec.kind.value,
+                category=spec.category,
+                carrier_code=spec.carrier_code,
+                price_ore=spec.price_ore,
+                billing=spec.billing.value,
+                data_gb=spec.data_gb,
+                sort_order=position,
+            )
+        )
+
+
+async def seed_demo_company(session: AsyncSession) -> None:
+    if await session.get(Company, DEMO_COMPANY_ID) is not None:
+        return
+    session.add(Company(id=DEMO_COMPANY_ID, name="Demo Bedrift AS"))
+    session.add(Policy(company_id=DEMO_COMPANY_ID, document=DEMO_POLICY.model_dump(mode="json")))
+    await session.flush()
+    for person in DEMO_PEOPLE:
+        session.add(
+            Employee(
+                id=person.id,
+                company_id=DEMO_COMPANY_ID,
+                email=person.email,
+                name=person.name,
+                employee_number=person.employee_number,
+                is_admin=person.is_admin,
+                self_service_active=person.self_service_active,
+            )
+        )
+        await session.flush()
+        if person.msisdn is None:
+            continue
+        subscription = Subscription(employee_id=person.id, msisdn=person.msisdn, plan_code="bedrift-total-c")
+        session.add(subscription)
+        await session.flush()
+        session.add(
+            SimCard(subscription_id=subscription.id, label="Sim hovedkort", icc=None, status="active")
+        )
+        session.add(ActiveService(subscription_id=subscription.id, product_code="hoved-sim"))
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], *, demo: bool = True) -> None:
+    async with sessions.begin() as session:
+        await seed_catalog(session)
+        if demo:
+            await session.flush()
+            await seed_demo_company(session)

@@ -1,0 +1,35 @@
+"""portal-api settings, from the environment."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from mport_shared.settings import ServiceSettings
+from pydantic import Field, model_validator
+
+_LOCAL_SESSION_SECRET = "local-development-only-" + secrets.token_hex(8)
+
+
+class PortalSettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///var/portal-api.db"
+    http_port: int = 8000
+    # local: development sign-in and the demo company; production: OpenID Connect only.
+    mode: Literal["local", "production"] = Field(default="local", alias="PORTAL_MODE")
+    session_secret: str = Field(default="", alias="SESSION_SECRET")
+    session_max_age_s: int = 8 * 3600
+    public_url: str = "http://127.0.0.1:8000"
+
+    @model_validator(mode="after")
+    def _secret_outside_local(self) -> PortalSettings:
+        if self.mode != "local" and len(self.session_secret) < 32:
+            raise ValueError("SESSION_SECRET must be set (at least 32 characters) outside local mode")
+        return self
+
+    @property
+    def effective_session_secret(self) -> str:
+        return self.session_secret or _LOCAL_SESSION_SECRET
+
+    @property
+    def is_local(self) -> bool:
+        return self.mode == "local"

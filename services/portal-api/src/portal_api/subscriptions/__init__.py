@@ -1,0 +1,1 @@
+"""The employee's subscription: plan, SIM cards, active services."""

@@ -1,0 +1,1 @@
+"""Common code of the mPort services: settings, logging, events, messaging and database helpers."""

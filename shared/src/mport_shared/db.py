@@ -1,0 +1,84 @@
+"""Database plumbing shared by the services: engines for SQLite and PostgreSQL, and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so a worker and its relay can share it."""
+    if is_sqlite(url):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(script_location: str, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate_sync(script_location: str, url: str) -> None:
+    """Upgrade a service's database to the newest revision (runs its own event loop)."""
+    command.upgrade(_alembic_config(script_location, url), "head")
+
+
+async def migrate(script_location: str, url: str) -> None:
+    # Alembic's async env starts its own loop, so it must run outside ours.
+    await asyncio.to_thread(migrate_sync, script_location, url)
+
+
+async def insert_if_absent(
+    session: AsyncSession, target: Any, values: dict[str, Any], *, keys: list[str]
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True if a row was inserted.
+
+    Concurrent inserts of the same key are safe: the loser waits for the winner, then does nothing."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(target).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def new_revision(script_location: str, url: str, message: str) -> None:
+    """Autogenerate a migration from the difference between the models and a migrated database."""
+    config = _alembic_config(script_location, url)
+    command.upgrade(config, "head")
+    command.revision(config, message=message, autogenerate=True)

@@ -1,0 +1,295 @@
+"""Runs the whole system as local processes: `make run` uses it, and so do the end-to-end tests.
+
+Each service is a real process with its own database, talking to a real RabbitMQ; the carrier
+simulator is a real HTTP server. Output lines are prefixed with the service name."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+import httpx
+
+CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    module: str
+    port: int
+    env: Mapping[str, str]
+    migrate: bool = True
+
+
+@dataclass
+class StackConfig:
+    amqp_url: str
+    database_urls: Mapping[str, str]  # per service name
+    ports: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "portal-api": 8000,
+            "carrier-simulator": 8081,
+            "order-worker": 8091,
+            "sms-worker": 8092,
+            "payroll-worker": 8093,
+        }
+    )
+    extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    log_json: bool = True
+    log_dir: Path | None = None
+
+    def specs(self) -> list[ProcessSpec]:
+        p = self.ports
+        carrier_url = f"http://127.0.0.1:{p['carrier-simulator']}{CARRIER_PATH}"
+        common = {"AMQP_URL": self.amqp_url, "LOG_JSON": "true" if self.log_json else "false"}
+
+        def env(name: str, **values: str) -> dict[str, str]:
+            return {**common, "HTTP_PORT": str(p[name]), **values, **self.extra_env.get(name, {})}
+
+        return [
+            ProcessSpec(
+                "carrier-simulator",
+                "carrier_simulator",
+                p["carrier-simulator"],
+                {
+                    "CARRIER_SIM_PORT": str(p["carrier-simulator"]),
+                    **self.extra_env.get("carrier-simulator", {}),
+                },
+                migrate=False,
+            ),
+            ProcessSpec(
+                "order-worker",
+                "order_worker",
+                p["order-worker"],
+                env(
+                    "order-worker",
+                    DATABASE_URL=self.database_urls["order-worker"],
+                    CARRIER_BASE_URL=carrier_url,
+                ),
+            ),
+            ProcessSpec("sms-worker", "sms_worker", p["sms-worker"],
+                        env("sms-worker", DATABASE_URL=self.database_urls["sms-worker"])),
+            ProcessSpec("payroll-worker", "payroll_worker", p["payroll-worker"],
+                        env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"])),
+            ProcessSpec("portal-api", "portal_api", p["portal-api"],
+                        env("portal-api", DATABASE_URL=self.database_urls["portal-api"])),
+        ]  # fmt: skip
+
+
+def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    # Start from our environment, minus anything a parent shell set for one service only.
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "HTTP_PORT"}}
+    return {**base, "PYTHONUNBUFFERED": "1", **extra}
+
+
+class Stack:
+    """Start, stop, kill and restart the system's processes."""
+
+    def __init__(self, config: StackConfig, *, echo: IO[str] | None = None) -> None:
+        self.config = config
+        self.specs = {s.name: s for s in config.specs()}
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+        self._echo = echo
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.specs[name].port}"
+
+    async def prepare(self, *, seed_demo: bool = True) -> None:
+        """Migrate every service's database and seed the portal's catalog and demo company."""
+        for spec in self.specs.values():
+            if spec.migrate:
+                await self._run_once(spec, "migrate")
+        await self._run_once(self.specs["portal-api"], "seed", *(["--demo"] if seed_demo else []))
+
+    async def _run_once(self, spec: ProcessSpec, *args: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", spec.module, *args,
+            env=_child_env(spec.env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{spec.name} {' '.join(args)} failed:\n{out.decode(errors='replace')}")
+
+    async def start(self, *names: str, timeout_s: float = 60.0) -> None:
+        """Start the named processes (all when none are named) and wait until each is ready."""
+        for name in names or tuple(self.specs):
+            spec = self.specs[name]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", spec.module,
+                env=_child_env(spec.env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+            self.processes[name] = process
+            self._pumps.append(asyncio.create_task(self._pump(name, process)))
+        for name in names or tuple(self.specs):
+            await self.wait_ready(name, timeout_s=timeout_s)
+
+    async def wait_ready(self, name: str, *, timeout_s: float) -> None:
+        spec = self.specs[name]
+        path = "/healthz" if name == "carrier-simulator" else "/readyz"
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                process = self.processes.get(name)
+                if process is not None and process.returncode is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{spec.port}{path}")).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} was not ready within {timeout_s:.0f}s")
+                await asyncio.sleep(0.1)
+
+    async def _pump(self, name: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        log_file = None
+        if self.config.log_dir is not None:
+            self.config.log_dir.mkdir(parents=True, exist_ok=True)
+            log_file = (self.config.log_dir / f"{name}.log").open("a", encoding="utf-8")
+        try:
+            async for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                if log_file is not None:
+                    log_file.write(line + "\n")
+                    log_file.flush()
+                if self._echo is not None:
+                    print(f"{name:>17} | {line}", file=self._echo, flush=True)
+        finally:
+            if log_file is not None:
+                log_file.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process dies mid-whatever, as in a crash."""
+        process = self.processes[name]
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    async def stop(self, *names: str, timeout_s: float = 25.0) -> None:
+        """SIGTERM (graceful: stop taking work, finish what is in hand), then SIGKILL if it hangs."""
+        targets = [n for n in (names or tuple(self.processes)) if n in self.processes]
+        for name in targets:
+            process = self.processes[name]
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for name in targets:
+            process = self.processes.pop(name)
+            try:
+                await asyncio.wait_for(process.wait(), timeout_s)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if not self.processes:
+            for pump in self._pumps:
+                pump.cancel()
+            self._pumps.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# ---- `make run` -------------------------------------------------------------------------------
+
+
+def _broker_answers(amqp_url: str) -> bool:
+    parts = urlsplit(amqp_url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_broker(amqp_url: str) -> None:
+    """Make sure RabbitMQ answers: start a local installation if there is one, else explain."""
+    if _broker_answers(amqp_url):
+        return
+    server = shutil.which("rabbitmq-server") or (
+        "/usr/sbin/rabbitmq-server" if Path("/usr/sbin/rabbitmq-server").exists() else None
+    )
+    if server is None:
+        raise SystemExit(
+            f"No RabbitMQ answers at {amqp_url}.\n"
+            "Start one, for example:\n"
+            "  docker run -d --name rabbitmq -p 5672:5672 -p 15672:15672 rabbitmq:3.13-management\n"
+            "  (or on Debian/Ubuntu: sudo apt-get install rabbitmq-server)\n"
+            "or point AMQP_URL at a broker you have."
+        )
+    print(f"No broker at {amqp_url}; starting the local rabbitmq-server …", flush=True)
+    subprocess.run([server, "-detached"], check=False)  # noqa: S603
+    deadline = time.monotonic() + 60
+    while not _broker_answers(amqp_url):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                "rabbitmq-server did not start within 60 s; see its logs under /var/log/rabbitmq"
+            )
+        time.sleep(1)
+
+
+async def _run_local(amqp_url: str, var: Path) -> None:
+    names = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
+    config = StackConfig(
+        amqp_url=amqp_url,
+        database_urls={n: os.environ.get(f"{n.upper().replace('-', '_')}_DATABASE_URL",
+                                         f"sqlite+aiosqlite:///{var / (n + '.db')}") for n in names},
+        log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
+        log_dir=var / "log",
+    )  # fmt: skip
+    stack = Stack(config, echo=sys.stdout)
+    print("Migrating and seeding the databases under", var, flush=True)
+    await stack.prepare()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stack.start()
+        print(
+            "\nmPort is running:\n"
+            f"  portal            {stack.url('portal-api')}  (sign in as kari.nordmann@demo.no)\n"
+            f"  carrier simulator {stack.url('carrier-simulator')}{CARRIER_PATH}\n"
+            f"  logs              {var / 'log'}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        watchers = [asyncio.create_task(p.wait()) for p in stack.processes.values()]
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*watchers, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if stopper not in done:
+            crashed = [n for n, p in stack.processes.items() if p.returncode is not None]
+            print(f"\n{', '.join(crashed)} stopped unexpectedly; stopping everything.", flush=True)
+    finally:
+        print("\nStopping …", flush=True)
+        await stack.stop()
+        print("Stopped.", flush=True)
+
+
+def main() -> None:
+    amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    ensure_broker(amqp_url)
+    var = Path(os.environ.get("MPORT_VAR_DIR", "var")).absolute()
+    var.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_run_local(amqp_url, var))
+
+
+if __name__ == "__main__":
+    main()

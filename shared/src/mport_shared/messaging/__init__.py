@@ -1,0 +1,1 @@
+"""RabbitMQ messaging: topology, publishing, consuming, outbox and inbox."""

@@ -1,0 +1,171 @@
+"""The broker topology: one topic exchange, and per consuming service a quorum queue,
+its retry (delay) queues and its dead-letter queue. Declared in code and exported as definitions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue
+
+from mport_shared.events import (
+    OrderCompleted,
+    OrderFailed,
+    OrderPlaced,
+    OrderSubmitted,
+    VerificationCodeSent,
+    VerificationDeliveryFailed,
+    VerificationRequested,
+)
+
+EXCHANGE = "mport.events"
+# A message redelivered this often (a worker crashing on it each time) is dead-lettered by the broker.
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class ServiceQueue:
+    """A consuming service's work queue and the event types routed to it."""
+
+    name: str
+    routing_keys: tuple[str, ...]
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.name}.dead-letter"
+
+    def retry(self, delay_ms: int) -> str:
+        return f"{self.name}.retry.{delay_ms}ms"
+
+
+PORTAL_API = ServiceQueue(
+    "portal-api",
+    (
+        OrderSubmitted.event_type,
+        OrderCompleted.event_type,
+        OrderFailed.event_type,
+        VerificationCodeSent.event_type,
+        VerificationDeliveryFailed.event_type,
+    ),
+)
+ORDER_WORKER = ServiceQueue("order-worker", (OrderPlaced.event_type,))
+SMS_WORKER = ServiceQueue("sms-worker", (VerificationRequested.event_type,))
+PAYROLL_WORKER = ServiceQueue("payroll-worker", (OrderCompleted.event_type, OrderFailed.event_type))
+
+SERVICE_QUEUES: tuple[ServiceQueue, ...] = (PORTAL_API, ORDER_WORKER, SMS_WORKER, PAYROLL_WORKER)
+DEFAULT_RETRY_DELAYS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
+
+
+def _work_queue_arguments(queue: ServiceQueue) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue.dead_letter,
+    }
+
+
+def _retry_queue_arguments(queue: ServiceQueue, delay_ms: int) -> dict[str, Any]:
+    # When the delay has passed the broker dead-letters the message back onto the work queue.
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue.name,
+    }
+
+
+_DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+async def declare_exchange(channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+async def declare_service_queue(
+    channel: AbstractChannel,
+    queue: ServiceQueue,
+    *,
+    retry_delays_ms: tuple[int, ...] = (),
+) -> AbstractQueue:
+    """Declare a service's work and dead-letter queues (and retry queues, if given), and bind."""
+    exchange = await declare_exchange(channel)
+    await channel.declare_queue(queue.dead_letter, durable=True, arguments=_DEAD_LETTER_ARGUMENTS)
+    for delay in retry_delays_ms:
+        await channel.declare_queue(
+            queue.retry(delay), durable=True, arguments=_retry_queue_arguments(queue, delay)
+        )
+    work = await channel.declare_queue(queue.name, durable=True, arguments=_work_queue_arguments(queue))
+    for key in queue.routing_keys:
+        await work.bind(exchange, routing_key=key)
+    return work
+
+
+async def declare_all(channel: AbstractChannel) -> None:
+    """Declare every work queue, so no published event is unroutable even before its consumer starts.
+
+    Each consumer declares its own retry queues, since only it knows its retry delays."""
+    for queue in SERVICE_QUEUES:
+        await declare_service_queue(channel, queue)
+
+
+def definitions(
+    *, vhost: str = "/", retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+) -> dict[str, Any]:
+    """The same topology as a RabbitMQ definitions document (for `rabbitmqctl import_definitions`)."""
+    queues: list[dict[str, Any]] = []
+    bindings: list[dict[str, Any]] = []
+
+    def add_queue(name: str, arguments: dict[str, Any]) -> None:
+        queues.append(
+            {
+                "name": name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": arguments,
+            }
+        )
+
+    for queue in SERVICE_QUEUES:
+        add_queue(queue.name, _work_queue_arguments(queue))
+        for delay in retry_delays_ms:
+            add_queue(queue.retry(delay), _retry_queue_arguments(queue, delay))
+        add_queue(queue.dead_letter, _DEAD_LETTER_ARGUMENTS)
+        bindings.extend(
+            {
+                "source": EXCHANGE,
+                "vhost": vhost,
+                "destination": queue.name,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for key in queue.routing_keys
+        )
+    return {
+        "vhosts": [{"name": vhost}],
+        "exchanges": [
+            {
+                "name": EXCHANGE,
+                "vhost": vhost,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+        ],
+        "queues": queues,
+        "bindings": bindings,
+    }
+
+
+def main() -> None:
+    print(json.dumps(definitions(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Wiring shared by every service: database, broker connection, outbox relay and consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractRobustConnection
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from mport_shared.db import create_engine, session_factory
+from mport_shared.logging import get_logger
+from mport_shared.messaging.connection import confirming_channel, connect
+from mport_shared.messaging.consumer import Consumer, Handler
+from mport_shared.messaging.outbox import OutboxRelay
+from mport_shared.messaging.publisher import Publisher
+from mport_shared.messaging.tables import MessagingTables
+from mport_shared.messaging.topology import ServiceQueue, declare_all, declare_exchange
+from mport_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """What a running service holds: start() brings it up, stop() drains and closes it in order."""
+
+    name: str
+    settings: ServiceSettings
+    tables: MessagingTables
+    queue: ServiceQueue | None = None
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    connection: AbstractRobustConnection | None = field(init=False, default=None)
+    relay: OutboxRelay | None = field(init=False, default=None)
+    consumer: Consumer | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.engine = create_engine(self.settings.database_url)
+        self.sessions = session_factory(self.engine)
+
+    async def start(self) -> None:
+        self.connection = await connect(self.settings.amqp_url, name=self.name)
+        publish_channel = await confirming_channel(self.connection)
+        await declare_all(publish_channel)
+        exchange = await declare_exchange(publish_channel)
+        self.relay = OutboxRelay(
+            service=self.name,
+            sessions=self.sessions,
+            outbox=self.tables.outbox,
+            publisher=Publisher(exchange),
+            poll_interval_s=self.settings.outbox_poll_interval_s,
+        )
+        self.relay.start()
+        if self.queue is not None:
+            self.consumer = Consumer(
+                channel=await confirming_channel(self.connection),
+                queue=self.queue,
+                handlers=self.handlers,
+                retry_delays_ms=self.settings.retry_delays_ms,
+                prefetch=self.settings.prefetch,
+            )
+            await self.consumer.start()
+        log.info("service started", service=self.name)
+
+    async def stop(self) -> None:
+        """Stop taking messages, finish those in hand, publish what they committed, then close."""
+        if self.consumer is not None:
+            await self.consumer.stop(grace_s=self.settings.shutdown_grace_s)
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.connection is not None:
+            await self.connection.close()
+        await self.engine.dispose()
+        log.info("service stopped", service=self.name)
+
+    async def database_ready(self) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+
+    async def broker_ready(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed

@@ -1,0 +1,42 @@
+"""Service settings read from the environment and validated once at start-up."""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where the broker and its own database are, and how to log."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/")
+    database_url: str
+    log_level: str = "INFO"
+    log_json: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int
+    prefetch: int = Field(default=32, ge=1, le=1000)
+    retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000)
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    shutdown_grace_s: float = Field(default=20.0, gt=0)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build the settings or stop the process with a message that names each bad variable."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        lines = [f"Invalid configuration for {cls.__name__}:"]
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"  {name}: {error['msg']}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
