@@ -5,13 +5,16 @@ the local servers are used, isolated by a vhost and databases made for this run 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -25,16 +28,23 @@ LOCAL_RABBITMQ_API = os.environ.get("TEST_RABBITMQ_API", "http://127.0.0.1:15672
 LOCAL_POSTGRES = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+@functools.cache
 def docker_engine_available() -> bool:
+    """True where testcontainers can start containers (a reachable Docker engine)."""
     if os.environ.get("TEST_USE_LOCAL_SERVICES") == "1":
+        return False
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
         return False
     try:
         import docker
 
-        docker.from_env(timeout=2).ping()
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
     except Exception:
         return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -130,18 +140,19 @@ def _with_database(admin_url: str, database: str, *, driver: str) -> str:
     return urlunsplit(parts._replace(scheme=scheme, path="/" + database))
 
 
-MakeDatabase = Callable[[str], Awaitable[str]]
+MakeDatabase = Callable[[str | None], Awaitable[str]]
 
 
 @pytest.fixture
 async def make_database(postgres_server: str) -> AsyncIterator[MakeDatabase]:
-    """Create migrated, empty databases on demand: `await make_database("portal_api.migrations")`.
+    """Create migrated, empty databases on demand: `await make_database("portal_api:migrations")`
+    (or `make_database(None)` for a database with no tables).
 
     Each service's schema is migrated once per run into a template; every test gets a copy."""
     created: list[str] = []
 
-    async def make(script_location: str) -> str:
-        template = await _template_for(postgres_server, script_location)
+    async def make(script_location: str | None) -> str:
+        template = await _template_for(postgres_server, script_location) if script_location else "template0"
         name = f"mport_test_{uuid.uuid4().hex[:12]}"
         admin = await asyncpg.connect(postgres_server)
         try:
@@ -196,3 +207,74 @@ def _drop_templates() -> Iterator[None]:
         with contextlib.suppress(OSError):
             asyncio.run(drop())
     _templates.clear()
+
+
+class TcpProxy:
+    """A TCP forwarder between a client and a server that a test can cut and restore,
+    to take the broker away from one service without stopping the shared server."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop the open ones, as a dead broker would."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update({writer, up_writer})
+
+
+def proxied_url(amqp_url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(amqp_url)
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    timeout_s: float = 15.0,
+    interval_s: float = 0.05,
+    what: str = "",
+) -> None:
+    """Poll an async condition until it holds; fail with `what` when it does not in time."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+        await asyncio.sleep(interval_s)

@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -19,6 +18,8 @@ from sqlalchemy import (
     func,
     text,
 )
+
+from mport_shared.db import UtcDateTime
 
 # SQLite only autoincrements a column declared exactly INTEGER PRIMARY KEY.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -40,9 +41,9 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("routing_key", String(200), nullable=False),
         Column("body", Text, nullable=False),
         Column("headers", JSON, nullable=False),
-        Column("expires_at", DateTime(timezone=True), nullable=True),
-        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-        Column("sent_at", DateTime(timezone=True), nullable=True),
+        Column("expires_at", UtcDateTime(), nullable=True),
+        Column("created_at", UtcDateTime(), nullable=False, server_default=func.now()),
+        Column("sent_at", UtcDateTime(), nullable=True),
         Index(
             "ix_outbox_unsent",
             "id",
@@ -55,7 +56,7 @@ def messaging_tables(metadata: MetaData) -> MessagingTables:
         metadata,
         Column("consumer", String(100), nullable=False),
         Column("message_id", String(64), nullable=False),
-        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("processed_at", UtcDateTime(), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("consumer", "message_id"),
     )
     return MessagingTables(outbox=outbox, inbox=inbox)
