@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import ValidationError
-
 from mport_shared.events import (
     PAYLOAD_TYPES,
     OrderSubmitted,
@@ -19,6 +17,7 @@ from mport_shared.events import (
     parse_envelope,
 )
 from mport_shared.tracing import current_traceparent, new_traceparent, trace_id_of
+from pydantic import ValidationError
 
 
 def _submitted() -> OrderSubmitted:

@@ -12,9 +12,6 @@ from urllib.parse import urlsplit
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
-from sqlalchemy import MetaData, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from mport_shared.db import create_engine, session_factory
 from mport_shared.events import Envelope, EventPayload, OrderSubmitted, envelop
 from mport_shared.messaging.connection import confirming_channel, connect
@@ -29,6 +26,8 @@ from mport_shared.messaging.publisher import Publisher
 from mport_shared.messaging.tables import MessagingTables, messaging_tables
 from mport_shared.messaging.topology import EXCHANGE, ServiceQueue, declare_all, declare_exchange
 from mport_shared.testing import MakeDatabase, TcpProxy, proxied_url, wait_for
+from sqlalchemy import MetaData, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,9 @@ async def _relay(db: Db, connection: AbstractRobustConnection, **kwargs: float) 
     )  # type: ignore[arg-type]
 
 
-async def _drain(connection: AbstractRobustConnection, queue_name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def _drain(
+    connection: AbstractRobustConnection, queue_name: str
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     channel = await connection.channel()
     queue = await channel.get_queue(queue_name, ensure=False)
     messages = []

@@ -263,9 +263,7 @@ async def test_wait_polls_through_an_outage() -> None:
     completed = carrier_order(CarrierOrderState.COMPLETED)
     fake = ScriptedCarrier([CarrierUnavailable("503"), CarrierUnavailable("503"), completed])
 
-    final = await wait_until_terminal(
-        fake, carrier_order(CarrierOrderState.ACKNOWLEDGED), timeout_s=2.0
-    )
+    final = await wait_until_terminal(fake, carrier_order(CarrierOrderState.ACKNOWLEDGED), timeout_s=2.0)
 
     assert final is completed
     assert len(fake.asked_at) == 3

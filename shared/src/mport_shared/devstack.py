@@ -108,12 +108,17 @@ class Stack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.specs[name].port}"
 
-    async def prepare(self, *, seed_demo: bool = True) -> None:
-        """Migrate every service's database and seed the portal's catalog and demo company."""
-        for spec in self.specs.values():
+    async def prepare(self, *names: str, seed_demo: bool = True) -> None:
+        """Migrate the services' databases (all when none are named) and seed the portal's."""
+        for name in names or tuple(self.specs):
+            spec = self.specs[name]
             if spec.migrate:
                 await self._run_once(spec, "migrate")
-        await self._run_once(self.specs["portal-api"], "seed", *(["--demo"] if seed_demo else []))
+            if name == "portal-api":
+                await self._run_once(spec, "seed", *(["--demo"] if seed_demo else []))
+
+    async def seed_portal(self) -> None:
+        await self._run_once(self.specs["portal-api"], "seed", "--demo")
 
     async def _run_once(self, spec: ProcessSpec, *args: str) -> None:
         process = await asyncio.create_subprocess_exec(

@@ -15,11 +15,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from mport_shared.devstack import Stack
 
 from mport_shared.db import migrate
 
@@ -278,3 +282,43 @@ async def wait_for(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
         await asyncio.sleep(interval_s)
+
+
+_MIGRATIONS = {
+    "portal-api": "portal_api:migrations",
+    "order-worker": "order_worker:migrations",
+    "sms-worker": "sms_worker:migrations",
+    "payroll-worker": "payroll_worker:migrations",
+}
+
+MakeStack = Callable[..., Awaitable["Stack"]]
+
+
+@pytest.fixture
+async def make_stack(amqp_url: str, make_database: MakeDatabase) -> AsyncIterator[MakeStack]:
+    """Start services as real processes on free ports, on this test's vhost and fresh databases:
+    `stack = await make_stack("carrier-simulator", "order-worker", extra_env={...})`."""
+    from mport_shared.devstack import Stack, StackConfig, free_port
+
+    stacks: list[Stack] = []
+
+    async def make(*names: str, extra_env: dict[str, dict[str, str]] | None = None) -> Stack:
+        databases = {name: await make_database(script) for name, script in _MIGRATIONS.items()}
+        config = StackConfig(
+            amqp_url=amqp_url,
+            database_urls=databases,
+            ports={n: free_port() for n in ("portal-api", "carrier-simulator", *_MIGRATIONS)},
+            extra_env={"portal-api": {"PORTAL_MODE": "local"}, **(extra_env or {})},
+            log_dir=Path("test-artifacts/logs") / uuid.uuid4().hex[:8],
+        )
+        stack = Stack(config)
+        stacks.append(stack)
+        # The databases are already migrated (from templates); only the portal needs its seed.
+        if "portal-api" in names or not names:
+            await stack.seed_portal()
+        await stack.start(*names)
+        return stack
+
+    yield make
+    for stack in stacks:
+        await stack.stop()

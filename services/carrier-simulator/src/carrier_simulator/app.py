@@ -130,7 +130,7 @@ def _tmf622_router(book: OrderBook, behaviour: Behaviour, rng: random.Random) ->
         limit: Annotated[int | None, Query(ge=1)] = None,
     ) -> list[ProductOrder]:
         """List ProductOrders, optionally those made for one externalId or in one state."""
-        orders, total = book.list(external_id=external_id, state=state, offset=offset, limit=limit)
+        orders, total = book.list_orders(external_id=external_id, state=state, offset=offset, limit=limit)
         response.headers["X-Total-Count"] = str(total)
         response.headers["X-Result-Count"] = str(len(orders))
         return orders

@@ -91,7 +91,7 @@ class OrderBook:
         order = self._orders.get(order_id)
         return None if order is None else self._render(order)
 
-    def list(
+    def list_orders(
         self,
         *,
         external_id: str | None = None,

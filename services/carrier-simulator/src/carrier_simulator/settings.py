@@ -45,7 +45,7 @@ class SimulatorSettings(BaseSettings):
     known_offerings: Annotated[tuple[str, ...], NoDecode] = DEFAULT_OFFERINGS
     # Orders are kept in memory; the oldest are forgotten beyond this so a long benchmark
     # cannot grow the process without bound.
-    max_orders: int = Field(default=20_000, ge=1)
+    max_orders: int = Field(default=10_000, ge=1)
     # Fixes the random failures and outages, for reproducible runs.
     seed: int | None = None
     log_level: str = "INFO"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mport_shared.db import UtcDateTime
 from mport_shared.messaging.tables import messaging_tables
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
+from sqlalchemy import Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -23,8 +24,8 @@ class CarrierSubmission(Base):
     state: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 tables = messaging_tables(Base.metadata)

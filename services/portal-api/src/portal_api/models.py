@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from mport_shared.db import UtcDateTime
 from mport_shared.messaging.tables import messaging_tables
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -86,7 +86,7 @@ class ActiveService(Base):
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
     product_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
     order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    activated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class SimCard(Base):
@@ -98,7 +98,7 @@ class SimCard(Base):
     icc: Mapped[str | None] = mapped_column(String(20))
     # active: in use; ordered: on its way to the employee, to be activated by its ICC number.
     status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class Product(Base):
@@ -125,7 +125,7 @@ class Policy(Base):
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+        UtcDateTime(), server_default=func.now(), onupdate=func.now()
     )
 
 
@@ -146,8 +146,8 @@ class Order(Base):
     carrier_order_id: Mapped[str | None] = mapped_column(String(100))
     employee_charge_ore: Mapped[int] = mapped_column(Integer)
     billing: Mapped[str] = mapped_column(String(10))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     product: Mapped[Product] = relationship(lazy="joined")
 
