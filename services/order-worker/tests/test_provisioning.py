@@ -54,13 +54,19 @@ async def status_trail(broker: AbstractRobustConnection) -> AbstractQueue:
 def order_placed(product: str = "Surf-15GB") -> OrderPlaced:
     return OrderPlaced(
         order=OrderSnapshot(
-            order_id=uuid.uuid4(), company_id=uuid.uuid4(), employee_id=uuid.uuid4(),
-            employee_number="1001", msisdn="4791234567", product_code="ekstra-data-15gb",
-            carrier_product_code=product, kind=OrderKind.ADDON, action="add",
+            order_id=uuid.uuid4(),
+            company_id=uuid.uuid4(),
+            employee_id=uuid.uuid4(),
+            employee_number="1001",
+            msisdn="4791234567",
+            product_code="ekstra-data-15gb",
+            carrier_product_code=product,
+            kind=OrderKind.ADDON,
+            action="add",
             employee_charge=EmployeeCharge(amount_ore=14_900, billing=Billing.ONE_OFF),
             placed_at=datetime.now(UTC),
         )
-    )  # fmt: skip
+    )
 
 
 async def publish(broker: AbstractRobustConnection, body: bytes, routing_key: str) -> None:
@@ -195,8 +201,9 @@ async def test_an_unavailable_carrier_is_retried_with_delays_until_it_answers(
     )
     await asyncio.sleep(1.0)  # at least one failed attempt, now waiting in a retry queue
     async with httpx.AsyncClient() as client:
-        config = await client.put(f"{stack.url('carrier-simulator')}/simulator/config",
-                                  json={"unavailable_rate": 0})  # fmt: skip
+        config = await client.put(
+            f"{stack.url('carrier-simulator')}/simulator/config", json={"unavailable_rate": 0}
+        )
         config.raise_for_status()
     trail: list[str] = []
 
@@ -206,6 +213,10 @@ async def test_an_unavailable_carrier_is_retried_with_delays_until_it_answers(
     await wait_for(completed, timeout_s=20, what="OrderCompleted once the carrier answered")
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{stack.url('order-worker')}/metrics")).text
-    retried = [line for line in metrics.splitlines()
-               if line.startswith("mport_messages_handled_total") and 'outcome="retried"' in line]  # fmt: skip
-    assert retried and float(retried[0].rsplit(" ", 1)[1]) >= 1
+    retried = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("mport_messages_handled_total") and 'outcome="retried"' in line
+    ]
+    assert retried
+    assert float(retried[0].rsplit(" ", 1)[1]) >= 1

@@ -149,7 +149,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    product: Mapped[Product] = relationship(lazy="joined")
+    product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
 
 
 tables = messaging_tables(Base.metadata)

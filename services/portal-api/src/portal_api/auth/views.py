@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import func, select
 
-from portal_api.deps import CSRF_COOKIE, SESSION_CSRF, SESSION_EMPLOYEE, Db, Settings
+from portal_api.deps import CSRF_COOKIE, SESSION_CSRF, SESSION_EMPLOYEE, Db, Settings, require_csrf
 from portal_api.models import Employee
+from portal_api.pages.rendering import SIGN_IN_PATH, safe_next
 from portal_api.problems import Problem
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -28,26 +29,39 @@ def start_session(request: Request, response: Response, employee: Employee, *, s
 
 @router.post("/dev-login", response_model=None)
 async def dev_login(
-    request: Request, db: Db, settings: Settings, email: Annotated[str, Form(max_length=320)]
+    request: Request,
+    db: Db,
+    settings: Settings,
+    email: Annotated[str, Form(max_length=320)],
+    next_path: Annotated[str | None, Form(alias="next", max_length=2000)] = None,
 ) -> Response:
     """Development sign-in: local mode only (404 elsewhere)."""
     if not settings.is_local:
         raise Problem(404, "Not found")
+    if _sent_by_browser(request):
+        # Login CSRF: another site must not sign a visitor in as someone else. A browser's form
+        # carries the token the sign-in page put in the (anonymous) session; scripts and tests
+        # without a browser's Origin/Sec-Fetch-Site headers cannot be driven by another site.
+        await require_csrf(request)
     employee = await db.scalar(select(Employee).where(func.lower(Employee.email) == email.strip().lower()))
     if employee is None:
         raise Problem(401, f"No employee with the e-mail address {email!r}.", title="Unknown user")
     response: Response
     if "text/html" in request.headers.get("accept", ""):
-        response = RedirectResponse("/abonnement", status_code=303)
+        response = RedirectResponse(safe_next(next_path), status_code=303)
     else:
         response = JSONResponse({"id": str(employee.id), "name": employee.name, "email": employee.email})
     start_session(request, response, employee, secure=not settings.is_local)
     return response
 
 
-@router.post("/logout", response_model=None)
+def _sent_by_browser(request: Request) -> bool:
+    return "origin" in request.headers or "sec-fetch-site" in request.headers
+
+
+@router.post("/logout", response_model=None, dependencies=[Depends(require_csrf)])
 async def logout(request: Request) -> Response:
     request.session.clear()
-    response: Response = RedirectResponse("/", status_code=303)
+    response: Response = RedirectResponse(SIGN_IN_PATH, status_code=303)
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response

@@ -26,9 +26,9 @@ _DETAIL_FIELDS: dict[OrderKind, tuple[str, ...]] = {
 }
 
 
-async def find_by_key(session: AsyncSession, employee: Employee, key: str) -> Order | None:
+async def find_by_key(session: AsyncSession, employee_id: uuid.UUID, key: str) -> Order | None:
     return await session.scalar(
-        select(Order).where(Order.employee_id == employee.id, Order.idempotency_key == key)
+        select(Order).where(Order.employee_id == employee_id, Order.idempotency_key == key)
     )
 
 
@@ -51,22 +51,23 @@ async def place_order(
     idempotency_key: str,
 ) -> Order:
     """Store the order and its event, or return the order this key already made."""
-    existing = await find_by_key(session, employee, idempotency_key)
+    employee_id = employee.id  # read now: a rollback below expires the employee object
+    existing = await find_by_key(session, employee_id, idempotency_key)
     if existing is not None:
         return _same_request_or_conflict(existing, product_code, details)
-    order = await _new_order(
-        session,
-        employee=employee,
-        product_code=product_code,
-        details=details,
-        idempotency_key=idempotency_key,
-    )
     try:
+        order = await _new_order(
+            session,
+            employee=employee,
+            product_code=product_code,
+            details=details,
+            idempotency_key=idempotency_key,
+        )
         await session.commit()
     except IntegrityError:
         # The same key raced in from a concurrent request: answer with the order that won.
         await session.rollback()
-        winner = await find_by_key(session, employee, idempotency_key)
+        winner = await find_by_key(session, employee_id, idempotency_key)
         if winner is None:
             raise
         return _same_request_or_conflict(winner, product_code, details)

@@ -80,7 +80,7 @@ class OrderStatusHandlers:
 
     @staticmethod
     async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order:
-        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update(of=Order))
         if order is None:
             raise PermanentFailure(f"status event for unknown order {order_id}")
         return order

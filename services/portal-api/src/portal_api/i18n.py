@@ -1,0 +1,378 @@
+"""The portal's words in Norwegian Bokmål (the seed guide's, the default) and English, and money formatting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from starlette.requests import Request
+
+Lang = Literal["nb", "en"]
+DEFAULT_LANG: Final[Lang] = "nb"
+LANG_COOKIE: Final = "lang"
+LANG_QUERY: Final = "lang"
+
+_NB: dict[str, str] = {
+    "site.skip": "Hopp til innhold",
+    "nav.label": "Hovedmeny",
+    "nav.home": "HJEM",
+    "nav.subscription": "ABONNEMENT",
+    "nav.terminal": "TERMINAL",
+    "nav.support": "SUPPORT",
+    "nav.contact": "KONTAKT OSS",
+    "lang.other": "English",
+    "lang.other.code": "en",
+    "auth.sign_out": "Logg ut",
+    "auth.signed_in_as": "Pålogget som {name}",
+    "login.title": "Logg på mPort",
+    "login.intro": "Logg på med jobbkontoen din for å se og endre mobilabonnementet ditt.",
+    "login.use_work_account": "Bruk jobbkonto",
+    "login.dev.title": "Utviklerinnlogging",
+    "login.dev.note": "Kun i lokal modus: logg på som en av demobrukerne.",
+    "login.dev.as": "Logg på som {name}",
+    "login.dev.admin": "mPort administrator",
+    "login.dev.self_service_off": "selvbetjening ikke aktivert",
+    "login.failed.title": "Innloggingen mislyktes",
+    "login.failed.not_configured": "Innlogging med jobbkonto er ikke satt opp for denne portalen ennå.",
+    "login.failed.unknown_user": (
+        "Vi fant ingen ansatt med e-postadressen {email} i mPort. Kontakt din mPort administrator."
+    ),
+    "login.failed.no_email": "Jobbkontoen din oppga ingen e-postadresse, så vi vet ikke hvem du er.",
+    "login.failed.expired": (
+        "Innloggingen tok for lang tid, eller ble startet i en annen fane eller nettleser. Prøv igjen."
+    ),
+    "login.failed.invalid_response": "Svaret fra innloggingstjenesten kunne ikke bekreftes. Prøv igjen.",
+    "login.failed.provider_error": "Innloggingstjenesten avviste innloggingen ({detail}).",
+    "login.failed.unavailable": "Innloggingstjenesten svarer ikke akkurat nå. Prøv igjen om litt.",
+    "login.try_again": "Prøv igjen",
+    "home.title": "Hjem",
+    "home.greeting": "Hei, {name}",
+    "home.company": "Du har mobilabonnement gjennom {company}.",
+    "home.to_subscription": "Gå til Abonnement",
+    "home.to_orders": "Se Mine bestillinger",
+    "sub.title": "Abonnement",
+    "sub.number": "Telefonnummer",
+    "sub.plan": "Abonnement",
+    "sub.you_pay": "Du betaler",
+    "sub.no_subscription": "Du har ikke noe mobilabonnement registrert i mPort.",
+    "sub.box_label": "Selvbetjening",
+    "sub.intro": (
+        "Her kan du bestille tjenester og tillegg til ditt abonnement. "
+        "Enkelte tjenester kan medføre lønnstrekk. Se bedriftens retningslinjer."
+    ),
+    "sub.policy_link": "(Policy)",
+    "sub.not_active": "Selvbetjening er ikke aktivert for deg ennå. Bekreft telefonnummeret ditt først:",
+    "sub.confirm_number": "Bekreft telefonnummer",
+    "sub.row.plan": "Abonnement: {plan}",
+    "sub.row.sims": "Mine SIM-kort",
+    "sub.row.active": "Mine aktive tjenester",
+    "sub.row.services": "Tilgjengelige tjenester",
+    "sub.row.plans": "Tilgjengelige abonnementer",
+    "sub.active.empty": "Ingen aktive tjenester.",
+    "sub.my_orders": "Mine bestillinger",
+    "sim.label.Sim hovedkort": "Sim hovedkort",
+    "sim.label.Nytt SIM (sendt)": "Nytt SIM (sendt)",
+    "sim.status.active": "Aktiv",
+    "sim.status.ordered": "Sendt, ikke aktivert",
+    "sim.icc": "ICC-nummer",
+    "sim.icc.none": "ICC ikke registrert",
+    "sim.icc.hint": "19–20 siffer, trykket på SIM-kortet.",
+    "sim.icc.length": "ICC-nummeret må være 19 eller 20 siffer.",
+    "sim.icc.check": "ICC-nummeret har feil kontrollsiffer. Sjekk at du har skrevet det riktig.",
+    "sim.delivery_name": "Navn på mottaker",
+    "sim.delivery_address": "Leveringsadresse",
+    "sim.required": "Fyll ut feltet.",
+    "sim.activate": "Aktiver nytt SIM",
+    "sim.order": "Bestill SIM",
+    "col.product": "Produkt",
+    "col.price": "Pris",
+    "col.you_pay": "Du betaler",
+    "charge.deduction": "Lønnstrekk: {amount}",
+    "charge.per_month": "{amount} per måned",
+    "charge.employer": "Dekkes av arbeidsgiver",
+    "product.not_allowed": "Ikke tillatt etter bedriftens retningslinjer",
+    "product.norway_only": "Dette gjelder KUN data innenfor Norge",
+    "product.last_failed": "Siste bestilling feilet: {reason}",
+    "plan.current": "Ditt abonnement",
+    "button.order": "Bestill",
+    "button.ordered": "Bestilt",
+    "button.ordering": "Bestiller …",
+    "dialog.title": "Bekreft bestilling",
+    "dialog.product": "Produkt:",
+    "dialog.msisdn": "Legges til følgende msisdn:",
+    "dialog.deduction": "Dette medfører lønnstrekk: {amount}.",
+    "dialog.ok": "Ok",
+    "dialog.cancel": "Kanseller",
+    "order.received": "Bestillingen av {name} er mottatt.",
+    "order.completed": "{name} er bestilt.",
+    "order.failed": "Bestillingen av {name} feilet: {reason}",
+    "order.failed_short": "Bestillingen feilet: {reason}",
+    "status.received": "Mottatt",
+    "status.submitted": "Under behandling",
+    "status.completed": "Bestilt",
+    "status.failed": "Feilet",
+    "orders.title": "Mine bestillinger",
+    "orders.empty": "Du har ingen bestillinger ennå.",
+    "orders.col.date": "Dato",
+    "orders.col.product": "Produkt",
+    "orders.col.status": "Status",
+    "orders.col.charge": "Lønnstrekk",
+    "orders.none": "–",
+    "billing.one_off": "engangsbeløp",
+    "billing.monthly": "per måned",
+    "problem.invalid_icc": "ICC-nummeret ble avvist: det må være 19–20 siffer med riktig kontrollsiffer.",
+    "problem.already": "Dette er allerede bestilt eller aktivt.",
+    "problem.policy": "Ikke tillatt etter bedriftens retningslinjer.",
+    "problem.self_service": "Selvbetjening er ikke aktivert. Bekreft telefonnummeret ditt først.",
+    "problem.session": "Økten din er utløpt. Last inn siden på nytt og logg på igjen.",
+    "problem.network": "Fikk ikke kontakt med mPort. Prøv igjen.",
+    "problem.generic": "Noe gikk galt: {detail}",
+    "policy.title": "Bedriftens retningslinjer for mobilordningen",
+    "policy.intro": (
+        "Endringer du gjør i abonnementet kan medføre lønnstrekk i henhold til retningslinjene "
+        "for mobilordningen hos {company}. Slik fordeles kostnadene:"
+    ),
+    "policy.plan_ceiling": (
+        "Arbeidsgiver dekker abonnement opp til og med {plan}. Velger du et dyrere abonnement, "
+        "trekkes differansen i lønn hver måned."
+    ),
+    "policy.plan_all": "Arbeidsgiver dekker abonnementet.",
+    "policy.col.payer": "Hvem betaler",
+    "policy.employer": "Arbeidsgiver",
+    "policy.employee_full": "Du (lønnstrekk {amount})",
+    "policy.employee_share": "Du betaler {amount} av {price} (lønnstrekk)",
+    "policy.not_allowed": "Ikke tillatt",
+    "policy.services": "Tjenester og tillegg",
+    "policy.plans": "Abonnementer",
+    "policy.back": "Tilbake til Abonnement",
+    "terminal.title": "Terminal",
+    "terminal.text": (
+        "Mobiltelefoner (terminaler) bestilles ikke i selvbetjeningen. "
+        "Kontakt din mPort administrator for ny eller reparert telefon."
+    ),
+    "support.title": "Support",
+    "support.intro": "Slik bruker du selvbetjeningen i mPort:",
+    "support.step1": "Gå til menyen Abonnement.",
+    "support.step2": "Nederst er boksen for selvbetjening; klikk på pil ned ved Tilgjengelige tjenester.",
+    "support.step3": "Velg ønsket produkt og trykk Bestill, og trykk Ok i bekreftelsen.",
+    "support.step4": "Knappen viser Bestilt når bestillingen er fullført.",
+    "support.step5": "Har du ikke boksen, er selvbetjening ikke aktivert: klikk på Bekreft telefonnummer.",
+    "support.travel": (
+        "Ekstra Data gjelder KUN data innenfor Norge. Reise og databruk i utlandet "
+        "dekkes ikke av selvbetjeningen."
+    ),
+    "contact.title": "Kontakt oss",
+    "contact.text": "Spørsmål om abonnementet ditt eller mobilordningen? Kontakt din mPort administrator:",
+    "contact.none": "Bedriften har ikke registrert noen mPort administrator.",
+    "error.title": "Noe gikk galt",
+    "error.not_found": "Siden finnes ikke.",
+    "error.back": "Til forsiden",
+}
+
+_EN: dict[str, str] = {
+    "site.skip": "Skip to content",
+    "nav.label": "Main menu",
+    "nav.home": "HOME",
+    "nav.subscription": "SUBSCRIPTION",
+    "nav.terminal": "DEVICES",
+    "nav.support": "SUPPORT",
+    "nav.contact": "CONTACT US",
+    "lang.other": "Norsk",
+    "lang.other.code": "nb",
+    "auth.sign_out": "Sign out",
+    "auth.signed_in_as": "Signed in as {name}",
+    "login.title": "Sign in to mPort",
+    "login.intro": "Sign in with your work account to see and change your mobile subscription.",
+    "login.use_work_account": "Use work account",
+    "login.dev.title": "Development sign-in",
+    "login.dev.note": "Local mode only: sign in as one of the demo people.",
+    "login.dev.as": "Sign in as {name}",
+    "login.dev.admin": "mPort administrator",
+    "login.dev.self_service_off": "self-service not activated",
+    "login.failed.title": "Sign-in failed",
+    "login.failed.not_configured": "Sign-in with a work account is not set up for this portal yet.",
+    "login.failed.unknown_user": (
+        "We found no employee with the e-mail address {email} in mPort. Contact your mPort administrator."
+    ),
+    "login.failed.no_email": "Your work account gave no e-mail address, so we cannot tell who you are.",
+    "login.failed.expired": (
+        "The sign-in took too long, or was started in another tab or browser. Please try again."
+    ),
+    "login.failed.invalid_response": "The answer from the sign-in service could not be verified. Try again.",
+    "login.failed.provider_error": "The sign-in service refused the sign-in ({detail}).",
+    "login.failed.unavailable": "The sign-in service does not answer right now. Try again shortly.",
+    "login.try_again": "Try again",
+    "home.title": "Home",
+    "home.greeting": "Hello, {name}",
+    "home.company": "Your mobile subscription is provided by {company}.",
+    "home.to_subscription": "Go to Subscription",
+    "home.to_orders": "See My orders",
+    "sub.title": "Subscription",
+    "sub.number": "Phone number",
+    "sub.plan": "Subscription",
+    "sub.you_pay": "You pay",
+    "sub.no_subscription": "You have no mobile subscription registered in mPort.",
+    "sub.box_label": "Self-service",
+    "sub.intro": (
+        "Here you can order services and add-ons for your subscription. "
+        "Some services may lead to a salary deduction. See the company's policy."
+    ),
+    "sub.policy_link": "(Policy)",
+    "sub.not_active": "Self-service is not activated for you yet. Confirm your phone number first:",
+    "sub.confirm_number": "Confirm phone number",
+    "sub.row.plan": "Subscription: {plan}",
+    "sub.row.sims": "My SIM cards",
+    "sub.row.active": "My active services",
+    "sub.row.services": "Available services",
+    "sub.row.plans": "Available subscriptions",
+    "sub.active.empty": "No active services.",
+    "sub.my_orders": "My orders",
+    "sim.label.Sim hovedkort": "Main SIM card",
+    "sim.label.Nytt SIM (sendt)": "New SIM (shipped)",
+    "sim.status.active": "Active",
+    "sim.status.ordered": "Shipped, not activated",
+    "sim.icc": "ICC number",
+    "sim.icc.none": "ICC not registered",
+    "sim.icc.hint": "19–20 digits, printed on the SIM card.",
+    "sim.icc.length": "The ICC number must be 19 or 20 digits.",
+    "sim.icc.check": "The ICC number has a wrong check digit. Check that you typed it correctly.",
+    "sim.delivery_name": "Recipient's name",
+    "sim.delivery_address": "Delivery address",
+    "sim.required": "Fill in this field.",
+    "sim.activate": "Activate new SIM",
+    "sim.order": "Order SIM",
+    "col.product": "Product",
+    "col.price": "Price",
+    "col.you_pay": "You pay",
+    "charge.deduction": "Salary deduction: {amount}",
+    "charge.per_month": "{amount} per month",
+    "charge.employer": "Paid by your employer",
+    "product.not_allowed": "Not allowed by the company's policy",
+    "product.norway_only": "This applies ONLY to data within Norway",
+    "product.last_failed": "The last order failed: {reason}",
+    "plan.current": "Your subscription",
+    "button.order": "Order",
+    "button.ordered": "Ordered",
+    "button.ordering": "Ordering …",
+    "dialog.title": "Confirm order",
+    "dialog.product": "Product:",
+    "dialog.msisdn": "Added to the following msisdn:",
+    "dialog.deduction": "This means a salary deduction: {amount}.",
+    "dialog.ok": "Ok",
+    "dialog.cancel": "Cancel",
+    "order.received": "Your order for {name} is received.",
+    "order.completed": "{name} is ordered.",
+    "order.failed": "The order for {name} failed: {reason}",
+    "order.failed_short": "The order failed: {reason}",
+    "status.received": "Received",
+    "status.submitted": "In progress",
+    "status.completed": "Ordered",
+    "status.failed": "Failed",
+    "orders.title": "My orders",
+    "orders.empty": "You have no orders yet.",
+    "orders.col.date": "Date",
+    "orders.col.product": "Product",
+    "orders.col.status": "Status",
+    "orders.col.charge": "Salary deduction",
+    "orders.none": "–",
+    "billing.one_off": "one-off",
+    "billing.monthly": "per month",
+    "problem.invalid_icc": "The ICC number was refused: it must be 19–20 digits with a valid check digit.",
+    "problem.already": "This is already ordered or active.",
+    "problem.policy": "Not allowed by the company's policy.",
+    "problem.self_service": "Self-service is not activated. Confirm your phone number first.",
+    "problem.session": "Your session has expired. Reload the page and sign in again.",
+    "problem.network": "Could not reach mPort. Please try again.",
+    "problem.generic": "Something went wrong: {detail}",
+    "policy.title": "The company's mobile policy",
+    "policy.intro": (
+        "Changes you make to your subscription may lead to a salary deduction under the mobile "
+        "policy of {company}. This is who pays what:"
+    ),
+    "policy.plan_ceiling": (
+        "Your employer pays for subscriptions up to and including {plan}. If you choose a more "
+        "expensive one, the difference is deducted from your salary every month."
+    ),
+    "policy.plan_all": "Your employer pays for the subscription.",
+    "policy.col.payer": "Who pays",
+    "policy.employer": "Employer",
+    "policy.employee_full": "You (salary deduction {amount})",
+    "policy.employee_share": "You pay {amount} of {price} (salary deduction)",
+    "policy.not_allowed": "Not allowed",
+    "policy.services": "Services and add-ons",
+    "policy.plans": "Subscriptions",
+    "policy.back": "Back to Subscription",
+    "terminal.title": "Devices",
+    "terminal.text": (
+        "Mobile phones (devices) are not ordered through self-service. "
+        "Contact your mPort administrator for a new or repaired phone."
+    ),
+    "support.title": "Support",
+    "support.intro": "How to use self-service in mPort:",
+    "support.step1": "Open the Subscription menu.",
+    "support.step2": "At the bottom is the self-service box; click the arrow at Available services.",
+    "support.step3": "Pick a product, press Order, and press Ok in the confirmation.",
+    "support.step4": "The button reads Ordered once the order is completed.",
+    "support.step5": "If the box is missing, self-service is not activated: click Confirm phone number.",
+    "support.travel": (
+        "Extra data applies ONLY to data within Norway. Travel and data use abroad are not "
+        "covered by self-service."
+    ),
+    "contact.title": "Contact us",
+    "contact.text": "Questions about your subscription or the mobile policy? Contact your mPort administrator:",
+    "contact.none": "The company has not registered an mPort administrator.",
+    "error.title": "Something went wrong",
+    "error.not_found": "This page does not exist.",
+    "error.back": "To the home page",
+}
+
+MESSAGES: Final[dict[Lang, dict[str, str]]] = {"nb": _NB, "en": _EN}
+
+# The words the page script needs (statuses, dialog texts, error messages), sent along as JSON.
+JS_KEYS: Final = tuple(
+    key
+    for key in _NB
+    if key.split(".")[0] in {"button", "order", "orders", "status", "problem", "sim", "dialog", "charge", "product"}
+)
+
+
+def pick_language(request: Request) -> tuple[Lang, bool]:
+    """The language for this request, and whether it was chosen now (so the choice is remembered)."""
+    asked = request.query_params.get(LANG_QUERY)
+    if asked in MESSAGES:
+        return _as_lang(asked), True
+    remembered = request.cookies.get(LANG_COOKIE)
+    if remembered in MESSAGES:
+        return _as_lang(remembered), False
+    return DEFAULT_LANG, False
+
+
+def _as_lang(value: str | None) -> Lang:
+    return "en" if value == "en" else "nb"
+
+
+def format_kr(ore: int, lang: Lang) -> str:
+    """Money the Norwegian way ("1 249,00 kr"), or "NOK 1,249.00" in English."""
+    sign = "-" if ore < 0 else ""
+    kroner, rest = divmod(abs(ore), 100)
+    if lang == "nb":
+        grouped = f"{kroner:,}".replace(",", "\u00a0")
+        return f"{sign}{grouped},{rest:02d} kr"
+    return f"NOK {sign}{kroner:,}.{rest:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Translator:
+    """`t("key", name=...)` in templates and views; an unknown key shows itself, so a gap is visible."""
+
+    lang: Lang
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        text = MESSAGES[self.lang].get(key) or _NB.get(key) or key
+        return text.format(**values) if values else text
+
+    def kr(self, ore: int) -> str:
+        return format_kr(ore, self.lang)
+
+    def js_strings(self) -> dict[str, str]:
+        return {key: self(key) for key in JS_KEYS}

@@ -1,0 +1,225 @@
+"""Live order status for the pages: every portal process copies status events from the broker
+into the server-sent event streams of the employees signed in to it (`GET /api/v1/events`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from fastapi import APIRouter, Request
+from mport_shared.events import EventPayload, OrderCompleted, OrderFailed, OrderSubmitted, parse_envelope
+from mport_shared.logging import get_logger
+from mport_shared.messaging.topology import declare_exchange
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from portal_api.deps import get_runtime
+from portal_api.models import Employee, Order
+from portal_api.orders.domain import OrderStatus
+from portal_api.pages.rendering import session_employee_id
+from portal_api.problems import Problem
+
+log = get_logger(__name__)
+
+STATUS_EVENTS = (OrderSubmitted.event_type, OrderCompleted.event_type, OrderFailed.event_type)
+KEEP_ALIVE_S = 15
+# A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
+STREAM_BUFFER = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """What a page is told about an order: the data of one `order` server-sent event."""
+
+    order_id: str
+    status: str
+    product_code: str
+    failure_reason: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class LiveHub:
+    """The open event streams of this process, by employee."""
+
+    buffer: int = STREAM_BUFFER
+    _streams: dict[uuid.UUID, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
+
+    @contextmanager
+    def subscribe(self, employee_id: uuid.UUID) -> Iterator[asyncio.Queue[OrderUpdate | None]]:
+        queue: asyncio.Queue[OrderUpdate | None] = asyncio.Queue(maxsize=self.buffer)
+        self._streams.setdefault(employee_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            streams = self._streams.get(employee_id, set())
+            streams.discard(queue)
+            if not streams:
+                self._streams.pop(employee_id, None)
+
+    @property
+    def watched(self) -> bool:
+        return bool(self._streams)
+
+    def watching(self, employee_id: uuid.UUID) -> bool:
+        return employee_id in self._streams
+
+    def publish(self, employee_id: uuid.UUID, update: OrderUpdate) -> None:
+        for queue in self._streams.get(employee_id, ()):
+            try:
+                queue.put_nowait(update)
+            except asyncio.QueueFull:
+                log.warning("live stream behind; update dropped", order_id=update.order_id)
+
+    def close(self) -> None:
+        """End every stream (shutdown)."""
+        for streams in self._streams.values():
+            for queue in streams:
+                with suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+
+@dataclass
+class LiveFeed:
+    """This process's own copy of the order status events, for the event streams only.
+
+    The status consumer on the `portal-api` work queue is a competing consumer: with several portal
+    instances, the one that applies a status change to the database is rarely the one holding the
+    employee's event stream, so an in-process listener on `OrderStatusHandlers` would miss most
+    updates. Instead each process binds an exclusive, auto-deleted (non-durable, classic) queue to
+    the events exchange and so sees every status event. It writes nothing (the work queue's
+    consumer owns that) and acks at once: a lost copy only delays a page until it reconciles.
+    The event can arrive before the work queue's consumer has committed it; the page therefore
+    updates itself from the event, and never moves an order's status backwards."""
+
+    hub: LiveHub
+    sessions: async_sessionmaker[AsyncSession]
+    queue_name: str = field(
+        default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    )
+    _channel: AbstractChannel | None = None
+    _queue: AbstractQueue | None = None
+    _consumer_tag: str | None = None
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        # A robust channel re-declares the queue, its bindings and the consumer after a reconnect;
+        # the fixed name makes that the same queue again (the old one went with the connection).
+        self._channel = await connection.channel()
+        await self._channel.set_qos(prefetch_count=STREAM_BUFFER)
+        exchange = await declare_exchange(self._channel)
+        self._queue = await self._channel.declare_queue(
+            self.queue_name,
+            durable=False,
+            exclusive=True,
+            auto_delete=True,
+            arguments={"x-queue-type": "classic", "x-max-length": 10_000, "x-overflow": "drop-head"},
+        )
+        for key in STATUS_EVENTS:
+            await self._queue.bind(exchange, routing_key=key)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info("live order status feed started", queue=self.queue_name)
+
+    async def stop(self) -> None:
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception:
+                log.warning("could not cancel the live feed consumer cleanly", exc_info=True)
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        self.hub.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        if not self.hub.watched:
+            return
+        try:
+            envelope = parse_envelope(message.body)
+        except ValueError:
+            log.warning("live feed skipped an unreadable message", routing_key=message.routing_key)
+            return
+        try:
+            target = await self._route(envelope.data)
+        except Exception:
+            log.warning("live feed could not route a status event", exc_info=True)
+            return
+        if target is not None:
+            self.hub.publish(*target)
+
+    async def _route(self, event: EventPayload) -> tuple[uuid.UUID, OrderUpdate] | None:
+        """Whose stream the event belongs on, and what it says."""
+        match event:
+            case OrderCompleted():
+                order = event.order
+                return order.employee_id, OrderUpdate(
+                    str(order.order_id), OrderStatus.COMPLETED.value, order.product_code
+                )
+            case OrderFailed():
+                order = event.order
+                return order.employee_id, OrderUpdate(
+                    str(order.order_id), OrderStatus.FAILED.value, order.product_code, event.reason
+                )
+            case OrderSubmitted():
+                # This event names only the order: look up (read only) whose it is.
+                async with self.sessions() as session:
+                    row = (
+                        await session.execute(
+                            select(Order.employee_id, Order.product_code).where(Order.id == event.order_id)
+                        )
+                    ).one_or_none()
+                if row is None:
+                    return None
+                return row.employee_id, OrderUpdate(
+                    str(event.order_id), OrderStatus.SUBMITTED.value, row.product_code
+                )
+        return None
+
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+async def _stream_owner(request: Request) -> uuid.UUID:
+    """The signed-in employee, checked in a short session of its own: a stream lives for hours
+    and must not hold a database connection all that time."""
+    employee_id = session_employee_id(request)
+    if employee_id is not None:
+        async with get_runtime(request).sessions() as session:
+            if await session.get(Employee, employee_id) is not None:
+                return employee_id
+    raise Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+
+
+@router.get(
+    "/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "order status changes"}},
+)
+async def events(request: Request) -> EventSourceResponse:
+    """Server-sent events: `ready` once listening, then an `order` event
+    (`{order_id, status, product_code, failure_reason}`) for each status change of this
+    employee's orders, and only theirs."""
+    employee_id = await _stream_owner(request)
+    hub: LiveHub = request.app.state.live_hub
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        with hub.subscribe(employee_id) as queue:
+            yield ServerSentEvent(event="ready", data="{}", retry=3000)
+            while True:
+                update = await queue.get()
+                if update is None:
+                    return
+                yield ServerSentEvent(event="order", data=update.to_json())
+
+    headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(stream(), ping=KEEP_ALIVE_S, headers=headers)

@@ -1,0 +1,1 @@
+"""The employee portal's server-rendered pages (Jinja templates, a little plain JavaScript)."""

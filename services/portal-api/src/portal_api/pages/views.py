@@ -1,0 +1,310 @@
+"""The employee's pages: sign-in, Hjem, Abonnement with the self-service box, Mine bestillinger, Policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from mport_shared.events import Billing, EmployeeCharge, OrderKind
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from portal_api.catalog.service import CatalogEntry, catalog_for, load_policy
+from portal_api.deps import Db
+from portal_api.i18n import Translator, pick_language
+from portal_api.models import Employee, Order
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
+from portal_api.orders.service import orders_of
+from portal_api.pages.rendering import (
+    NEXT_PARAM,
+    render,
+    safe_next,
+    session_employee_id,
+    sign_in_redirect,
+)
+from portal_api.problems import Problem, problem_response
+from portal_api.subscriptions.views import MeOut, describe
+
+router = APIRouter(include_in_schema=False)
+
+try:
+    OSLO: ZoneInfo | None = ZoneInfo("Europe/Oslo")
+except ZoneInfoNotFoundError:  # a slim image without tzdata: show UTC rather than fail
+    OSLO = None
+
+ButtonState = Literal["available", "pending", "active", "blocked"]
+MAIN_SIM_LABEL = "Sim hovedkort"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductRow:
+    """One orderable product as the self-service box shows it."""
+
+    code: str
+    name: str
+    kind: str
+    carrier_code: str
+    price: str
+    you_pay: str
+    deduction: str | None  # what the confirm dialog states, when the employee pays anything
+    state: ButtonState
+    blocked_reason: str | None
+    pending_order_id: str | None
+    last_failure: str | None
+    norway_only: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRow:
+    id: str
+    created: str
+    product_name: str
+    product_code: str
+    status: str
+    status_label: str
+    failure_reason: str | None
+    charge: str
+    details: str
+
+
+async def _signed_in(request: Request, db: Db) -> Employee | None:
+    employee_id = session_employee_id(request)
+    return await db.get(Employee, employee_id) if employee_id else None
+
+
+def charge_text(t: Translator, charge: EmployeeCharge) -> str | None:
+    """What the employee pays, e.g. "149,00 kr" or "50,00 kr per måned"; None when the employer pays."""
+    if charge.amount_ore == 0:
+        return None
+    amount = t.kr(charge.amount_ore)
+    return t("charge.per_month", amount=amount) if charge.billing is Billing.MONTHLY else amount
+
+
+def _you_pay(t: Translator, entry: CatalogEntry) -> str:
+    if not entry.allowed:
+        return t("product.not_allowed")
+    deduction = charge_text(t, entry.charge)
+    return t("charge.deduction", amount=deduction) if deduction else t("charge.employer")
+
+
+def product_rows(t: Translator, entries: list[CatalogEntry], orders: list[Order]) -> list[ProductRow]:
+    latest: dict[str, Order] = {}
+    for order in orders:  # newest first
+        latest.setdefault(order.product_code, order)
+    rows = []
+    for entry in entries:
+        product = entry.product
+        last = latest.get(product.code)
+        state: ButtonState
+        if last is not None and last.status in OPEN_STATUSES:
+            state = "pending"
+        elif entry.active:
+            state = "active"
+        elif not entry.allowed:
+            state = "blocked"
+        else:
+            state = "available"
+        failed = last is not None and last.status == OrderStatus.FAILED and state != "active"
+        rows.append(
+            ProductRow(
+                code=product.code,
+                name=product.name,
+                kind=product.kind,
+                carrier_code=product.carrier_code,
+                price=t.kr(product.price_ore),
+                you_pay=_you_pay(t, entry),
+                deduction=charge_text(t, entry.charge) if entry.allowed else None,
+                state=state,
+                blocked_reason=t("product.not_allowed") if not entry.allowed else None,
+                pending_order_id=str(last.id) if last is not None and state == "pending" else None,
+                last_failure=(last.failure_reason or "") if failed and last is not None else None,
+                norway_only=product.category == "ekstra_data",
+            )
+        )
+    return rows
+
+
+def _local_time(moment: datetime) -> str:
+    return (moment.astimezone(OSLO) if OSLO else moment).strftime("%d.%m.%Y %H:%M")
+
+
+def order_rows(t: Translator, orders: list[Order]) -> list[OrderRow]:
+    return [
+        OrderRow(
+            id=str(order.id),
+            created=_local_time(order.created_at),
+            product_name=order.product.name,
+            product_code=order.product_code,
+            status=order.status,
+            status_label=t(f"status.{order.status}"),
+            failure_reason=order.failure_reason,
+            charge=charge_text(
+                t, EmployeeCharge(amount_ore=order.employee_charge_ore, billing=Billing(order.billing))
+            )
+            or t("orders.none"),
+            details=", ".join(order.details.values()),
+        )
+        for order in orders
+    ]
+
+
+@router.get("/")
+async def home(request: Request, db: Db) -> Response:
+    employee = await _signed_in(request, db)
+    if employee is None:
+        return sign_in_redirect(request)
+    return render(request, "home.html", {"me": await describe(db, employee)}, employee=employee)
+
+
+@router.get("/logg-inn")
+async def sign_in_page(request: Request, db: Db) -> Response:
+    """"Bruk jobbkonto", and in local mode the development sign-in listing the demo people."""
+    people: list[Employee] = []
+    if request.app.state.settings.is_local:
+        people = list((await db.scalars(select(Employee).order_by(Employee.name).limit(50))).all())
+    return render(
+        request,
+        "login.html",
+        {
+            "people": people,
+            "next": safe_next(request.query_params.get(NEXT_PARAM)),
+            "employee_signed_in": await _signed_in(request, db),
+        },
+    )
+
+
+@router.get("/abonnement")
+async def subscription_page(request: Request, db: Db) -> Response:
+    employee = await _signed_in(request, db)
+    if employee is None:
+        return sign_in_redirect(request)
+    t = Translator(pick_language(request)[0])
+    me: MeOut = await describe(db, employee)
+    rows = product_rows(t, await catalog_for(db, employee), await orders_of(db, employee))
+    by_kind: dict[str, list[ProductRow]] = {}
+    for row in rows:
+        by_kind.setdefault(row.kind, []).append(row)
+    plan = next((r for r in by_kind.get(OrderKind.PLAN, []) if r.state == "active"), None)
+    sims = me.subscription.sim_cards if me.subscription else []
+    main_sim = next((s for s in sims if s.label == MAIN_SIM_LABEL), sims[0] if sims else None)
+    return render(
+        request,
+        "abonnement.html",
+        {
+            "me": me,
+            "services": by_kind.get(OrderKind.ADDON, []),
+            "plans": by_kind.get(OrderKind.PLAN, []),
+            "current_plan": plan,
+            "sim_actions": by_kind.get(OrderKind.SIM_ACTIVATION, []) + by_kind.get(OrderKind.SIM_ORDER, []),
+            "main_sim": main_sim,
+            "other_sims": [s for s in sims if s is not main_sim],
+        },
+        employee=employee,
+    )
+
+
+@router.get("/bestillinger")
+async def orders_page(request: Request, db: Db) -> Response:
+    employee = await _signed_in(request, db)
+    if employee is None:
+        return sign_in_redirect(request)
+    t = Translator(pick_language(request)[0])
+    return render(
+        request,
+        "bestillinger.html",
+        {"orders": order_rows(t, await orders_of(db, employee))},
+        employee=employee,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLine:
+    name: str
+    price: str
+    payer: str
+
+
+@router.get("/policy")
+async def policy_page(request: Request, db: Db) -> Response:
+    """The company's mobile policy in words: who pays what, worked out for each product."""
+    employee = await _signed_in(request, db)
+    if employee is None:
+        return sign_in_redirect(request)
+    t = Translator(pick_language(request)[0])
+    entries = await catalog_for(db, employee)
+    policy = await load_policy(db, employee.company_id)
+    ceiling = next((e.product.name for e in entries if e.product.code == policy.plan_covered_up_to), None)
+
+    def payer(entry: CatalogEntry) -> str:
+        if not entry.allowed:
+            return t("policy.not_allowed")
+        amount = charge_text(t, entry.charge)
+        if amount is None:
+            return t("policy.employer")
+        if entry.charge.amount_ore >= entry.product.price_ore:
+            return t("policy.employee_full", amount=amount)
+        return t("policy.employee_share", amount=amount, price=t.kr(entry.product.price_ore))
+
+    def lines(kinds: set[str]) -> list[PolicyLine]:
+        return [
+            PolicyLine(e.product.name, t.kr(e.product.price_ore), payer(e))
+            for e in entries
+            if e.product.kind in kinds
+        ]
+
+    return render(
+        request,
+        "policy.html",
+        {
+            "company": employee.company.name,
+            "ceiling": ceiling,
+            "services": lines({OrderKind.ADDON.value, OrderKind.SIM_ORDER.value, OrderKind.SIM_ACTIVATION.value}),
+            "plans": lines({OrderKind.PLAN.value}),
+        },
+        employee=employee,
+    )
+
+
+async def _info_page(request: Request, db: Db, template: str) -> Response:
+    employee = await _signed_in(request, db)
+    if employee is None:
+        return sign_in_redirect(request)
+    admins = (
+        await db.scalars(
+            select(Employee)
+            .where(Employee.company_id == employee.company_id, Employee.is_admin.is_(True))
+            .order_by(Employee.name)
+        )
+    ).all()
+    return render(request, template, {"admins": list(admins)}, employee=employee)
+
+
+@router.get("/terminal")
+async def terminal_page(request: Request, db: Db) -> Response:
+    return await _info_page(request, db, "terminal.html")
+
+
+@router.get("/support")
+async def support_page(request: Request, db: Db) -> Response:
+    return await _info_page(request, db, "support.html")
+
+
+@router.get("/kontakt")
+async def contact_page(request: Request, db: Db) -> Response:
+    return await _info_page(request, db, "kontakt.html")
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """A browser asking for a page that does not exist gets a page; API clients keep problem+json."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if wants_page and not request.url.path.startswith("/api/") and exc.status_code == 404:
+            return render(request, "error.html", {"message_key": "error.not_found"}, status_code=404)
+        return problem_response(Problem(exc.status_code, str(exc.detail)), request)
+

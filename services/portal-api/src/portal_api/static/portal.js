@@ -1,0 +1,449 @@
+// mPort portal: collapsible rows, the confirm dialog, placing orders, and live order status (SSE).
+"use strict";
+
+(function () {
+  const RANK = { received: 0, submitted: 1, completed: 2, failed: 2 };
+  const lang = document.documentElement.lang === "en" ? "en" : "nb";
+  const strings = JSON.parse((document.getElementById("i18n") || {}).textContent || "{}");
+  const box = document.getElementById("self-service");
+  const ordersTable = document.querySelector("[data-live-orders]");
+  const dialog = document.getElementById("order-dialog");
+
+  // What this page knows of each order: id -> {status, product_code, failure_reason}.
+  const orders = new Map();
+  // What the employee typed for an order (the new SIM's ICC), to show once it completes.
+  const placedDetails = new Map();
+
+  function t(key, values) {
+    let text = strings[key] || key;
+    for (const [name, value] of Object.entries(values || {})) {
+      text = text.split("{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && meta.content) return meta.content;
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    // Plain http on a LAN address is not a secure context, where randomUUID is missing.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  function formatKr(ore) {
+    const sign = ore < 0 ? "-" : "";
+    const abs = Math.abs(ore);
+    const kroner = Math.floor(abs / 100);
+    const rest = String(abs % 100).padStart(2, "0");
+    if (lang === "nb") {
+      return `${sign}${String(kroner).replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0")},${rest} kr`;
+    }
+    return `NOK ${sign}${kroner.toLocaleString("en-GB")}.${rest}`;
+  }
+
+  function formatDate(iso) {
+    const d = new Date(iso);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${pad(d.getDate())}.${pad(d.getMonth() + 1)}.${d.getFullYear()} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  let toastTimer = null;
+  function toast(text, failed) {
+    const region = document.getElementById("live-status");
+    if (!region) return;
+    region.textContent = text;
+    region.classList.toggle("failed", Boolean(failed));
+    region.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { region.hidden = true; }, failed ? 10000 : 6000);
+  }
+
+  // ---- Collapsible rows: real buttons, so Enter and Space work as they should ----------------
+  document.addEventListener("click", (event) => {
+    const toggle = event.target.closest(".ss-toggle");
+    if (!toggle) return;
+    const expanded = toggle.getAttribute("aria-expanded") === "true";
+    toggle.setAttribute("aria-expanded", String(!expanded));
+    const panel = document.getElementById(toggle.getAttribute("aria-controls"));
+    if (panel) panel.hidden = expanded;
+  });
+
+  // ---- Products and their buttons ----------------------------------------------------------
+  function productElements(code) {
+    return document.querySelectorAll(`[data-orderable][data-product="${CSS.escape(code)}"]`);
+  }
+
+  function setState(el, state, message) {
+    el.dataset.state = state;
+    const button = el.querySelector("[data-action=order]");
+    if (button) {
+      button.className = button.className.replace(/\bstate-\S+/g, "").trim() + ` state-${state}`;
+      button.disabled = state !== "available";
+      button.textContent =
+        state === "placing" || state === "pending" ? t("button.ordering")
+        : state === "active" ? t("button.ordered")
+        : button.dataset.label;
+    }
+    const note = el.querySelector("[data-role=message]");
+    if (note) {
+      note.textContent = message || "";
+      note.hidden = !message;
+    }
+  }
+
+  function markActiveService(el) {
+    const list = document.querySelector("[data-role=active-services]");
+    if (!list || list.querySelector(`li[data-product="${CSS.escape(el.dataset.product)}"]`)) return;
+    const empty = list.querySelector("[data-role=empty]");
+    if (empty) empty.remove();
+    const item = document.createElement("li");
+    item.dataset.product = el.dataset.product;
+    item.textContent = el.dataset.name;
+    list.appendChild(item);
+  }
+
+  function switchPlan(el) {
+    for (const plan of document.querySelectorAll("[data-orderable][data-kind=plan]")) {
+      const marker = plan.querySelector("[data-role=current-marker]");
+      const isNew = plan === el;
+      if (marker) marker.hidden = !isNew;
+      if (isNew) setState(plan, "active");
+      else if (plan.dataset.state === "active") setState(plan, "available");
+    }
+    for (const name of document.querySelectorAll("[data-role=plan-name]")) name.textContent = el.dataset.name;
+    const pays = document.querySelector("[data-role=plan-pays]");
+    if (pays) pays.textContent = el.dataset.youPay;
+  }
+
+  function simCompleted(el, orderId) {
+    if (el.dataset.kind === "sim_activation") {
+      const icc = (placedDetails.get(orderId) || {}).icc;
+      const shown = document.querySelector("[data-role=main-sim-icc]");
+      if (icc && shown) shown.textContent = icc;
+    } else {
+      const list = document.querySelector("[data-role=sim-list]");
+      if (!list) return;
+      const item = document.createElement("li");
+      item.className = "sim";
+      const label = document.createElement("span");
+      label.className = "sim-label";
+      label.textContent = t("sim.label.Nytt SIM (sendt)");
+      const status = document.createElement("span");
+      status.className = "sim-icc muted";
+      status.textContent = t("sim.status.ordered");
+      item.append(label, status);
+      list.appendChild(item);
+    }
+  }
+
+  function applyToProduct(update) {
+    for (const el of productElements(update.product_code)) {
+      const current = el.dataset.orderId;
+      // The employee is placing this product right now: the answer to that POST decides.
+      if (!current && el.dataset.state === "placing") continue;
+      if (current && current !== update.order_id) {
+        const known = orders.get(current);
+        if (known && RANK[known.status] < 2) continue; // another order of this product is still open
+      }
+      el.dataset.orderId = update.order_id;
+      const name = el.dataset.name;
+      if (update.status === "received" || update.status === "submitted") {
+        setState(el, "pending");
+      } else if (update.status === "completed") {
+        if (el.dataset.kind === "addon") {
+          setState(el, "active");
+          markActiveService(el);
+        } else if (el.dataset.kind === "plan") {
+          switchPlan(el);
+        } else {
+          setState(el, "available");
+          simCompleted(el, update.order_id);
+        }
+        toast(t("order.completed", { name }));
+      } else if (update.status === "failed") {
+        const reason = update.failure_reason || "";
+        setState(el, "available", t("order.failed_short", { reason }));
+        toast(t("order.failed", { name, reason }), true);
+      }
+    }
+  }
+
+  // ---- Mine bestillinger -------------------------------------------------------------------
+  function renderOrderStatus(row, update) {
+    row.dataset.status = update.status;
+    const status = row.querySelector("[data-role=status]");
+    status.textContent = t(`status.${update.status}`);
+    status.className = `status status-${update.status}`;
+    const reason = row.querySelector("[data-role=reason]");
+    reason.textContent = update.failure_reason || "";
+    reason.hidden = !update.failure_reason;
+  }
+
+  async function insertOrderRow(orderId) {
+    const response = await fetch(`/api/v1/orders/${encodeURIComponent(orderId)}`, {
+      headers: { Accept: "application/json" }, credentials: "same-origin",
+    });
+    if (!response.ok || ordersTable.querySelector(`tr[data-order-id="${CSS.escape(orderId)}"]`)) return;
+    const order = await response.json();
+    const row = document.createElement("tr");
+    row.dataset.orderId = order.id;
+    row.dataset.productCode = order.product_code;
+    const date = document.createElement("td");
+    date.textContent = formatDate(order.created_at);
+    const product = document.createElement("th");
+    product.scope = "row";
+    product.textContent = order.product_name;
+    const state = document.createElement("td");
+    state.innerHTML = '<span data-role="status"></span> <span class="failure-reason" data-role="reason" hidden></span>';
+    const charge = document.createElement("td");
+    charge.className = "amount";
+    const amount = order.employee_charge_ore ? formatKr(order.employee_charge_ore) : null;
+    charge.textContent = !amount ? t("orders.none")
+      : order.billing === "monthly" ? t("charge.per_month", { amount }) : amount;
+    row.append(date, product, state, charge);
+    renderOrderStatus(row, { status: order.status, failure_reason: order.failure_reason });
+    ordersTable.querySelector("tbody").prepend(row);
+    ordersTable.querySelector("table").hidden = false;
+    ordersTable.querySelector("[data-role=empty]").hidden = true;
+    const known = orders.get(order.id);
+    if (!known || RANK[order.status] > RANK[known.status]) orders.set(order.id, order);
+  }
+
+  function applyToOrdersTable(update) {
+    if (!ordersTable) return;
+    const row = ordersTable.querySelector(`tr[data-order-id="${CSS.escape(update.order_id)}"]`);
+    if (row) renderOrderStatus(row, update);
+    else insertOrderRow(update.order_id).catch(() => {});
+  }
+
+  // ---- One status change, from the stream or from a look-up --------------------------------
+  function applyUpdate(update) {
+    const known = orders.get(update.order_id);
+    // Events may come late or twice; a status never moves backwards.
+    if (known && RANK[update.status] <= RANK[known.status]) return;
+    orders.set(update.order_id, update);
+    applyToProduct(update);
+    applyToOrdersTable(update);
+  }
+
+  async function reconcile() {
+    // Whatever happened while the stream was down: ask for each order still open.
+    for (const [id, known] of orders) {
+      if (RANK[known.status] >= 2) continue;
+      try {
+        const response = await fetch(`/api/v1/orders/${encodeURIComponent(id)}`, {
+          headers: { Accept: "application/json" }, credentials: "same-origin",
+        });
+        if (!response.ok) continue;
+        const order = await response.json();
+        applyUpdate({
+          order_id: order.id, status: order.status,
+          product_code: order.product_code, failure_reason: order.failure_reason,
+        });
+      } catch (_) { /* the stream will bring it */ }
+    }
+  }
+
+  function connectLive() {
+    if (!box && !ordersTable) return;
+    if (!window.EventSource) return;
+    const source = new EventSource("/api/v1/events");
+    source.addEventListener("ready", () => {
+      document.documentElement.dataset.live = "ready";
+      reconcile();
+    });
+    source.addEventListener("order", (event) => {
+      try { applyUpdate(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
+    });
+    source.addEventListener("error", () => { document.documentElement.dataset.live = "reconnecting"; });
+  }
+
+  // ---- The confirm dialog ("Produkt", "Legges til følgende msisdn", Ok / Kanseller) ---------
+  let current = null; // {el, key, inFlight}
+
+  function dialogPart(role) { return dialog.querySelector(`[data-role=${role}]`); }
+
+  function showFieldError(name, message) {
+    const field = dialog.querySelector(`[name=${name}]`);
+    const error = dialog.querySelector(`[data-error-for=${name}]`);
+    if (field) field.setAttribute("aria-invalid", message ? "true" : "false");
+    if (error) { error.textContent = message || ""; error.hidden = !message; }
+  }
+
+  function luhnValid(digits) {
+    let total = 0;
+    for (let i = 0; i < digits.length; i++) {
+      let d = Number(digits[digits.length - 1 - i]);
+      if (i % 2 === 1) { d *= 2; if (d > 9) d -= 9; }
+      total += d;
+    }
+    return total % 10 === 0;
+  }
+
+  function iccProblem(value) {
+    const digits = value.replace(/\s+/g, "");
+    if (!/^\d{19,20}$/.test(digits)) return t("sim.icc.length");
+    if (!luhnValid(digits)) return t("sim.icc.check");
+    return null;
+  }
+
+  function collectDetails(kind) {
+    const value = (name) => dialog.querySelector(`[name=${name}]`).value.trim();
+    if (kind === "sim_activation") {
+      const problem = iccProblem(value("icc"));
+      showFieldError("icc", problem);
+      if (problem) { dialog.querySelector("[name=icc]").focus(); return null; }
+      return { icc: value("icc").replace(/\s+/g, "") };
+    }
+    if (kind === "sim_order") {
+      const details = { delivery_name: value("delivery_name"), delivery_address: value("delivery_address") };
+      let ok = true;
+      for (const name of ["delivery_address", "delivery_name"]) {
+        const missing = !details[name];
+        showFieldError(name, missing ? t("sim.required") : null);
+        if (missing) { dialog.querySelector(`[name=${name}]`).focus(); ok = false; }
+      }
+      return ok ? details : null;
+    }
+    return {};
+  }
+
+  function problemMessage(status, problem) {
+    const title = problem.title || "";
+    if (title === "Invalid ICC number") return t("problem.invalid_icc");
+    if (["Already ordered", "Already active", "Plan already active"].includes(title)) return t("problem.already");
+    if (title === "Not allowed by policy") return t("problem.policy");
+    if (title === "Self-service not activated") return t("problem.self_service");
+    if (status === 401 || title === "CSRF check failed") return t("problem.session");
+    return t("problem.generic", { detail: problem.detail || status });
+  }
+
+  function openDialog(el) {
+    current = { el, key: newKey(), inFlight: false };
+    const kind = el.dataset.kind;
+    dialogPart("dialog-product").textContent = el.dataset.carrier;
+    dialogPart("dialog-msisdn").textContent = box.dataset.msisdn;
+    const deduction = dialogPart("dialog-deduction");
+    deduction.textContent = el.dataset.deduction ? t("dialog.deduction", { amount: el.dataset.deduction }) : "";
+    deduction.hidden = !el.dataset.deduction;
+    dialogPart("dialog-note").hidden = el.dataset.norwayOnly !== "true";
+    dialogPart("dialog-error").hidden = true;
+    for (const fields of dialog.querySelectorAll("[data-fields]")) fields.hidden = fields.dataset.fields !== kind;
+    for (const name of ["icc", "delivery_name", "delivery_address"]) showFieldError(name, null);
+    dialog.querySelector("[name=icc]").value = "";
+    setDialogBusy(false);
+    dialog.showModal();
+  }
+
+  function setDialogBusy(busy) {
+    const ok = dialog.querySelector("[data-action=confirm]");
+    ok.disabled = busy;
+    ok.textContent = busy ? t("button.ordering") : t("dialog.ok");
+    ok.setAttribute("aria-busy", String(busy));
+    dialog.querySelector("[data-action=cancel]").disabled = busy;
+  }
+
+  function closeDialog() {
+    if (current && current.inFlight) return;
+    current = null;
+    dialog.close();
+  }
+
+  async function placeOrder() {
+    if (!current || current.inFlight) return; // a second click while the first is on its way
+    const { el, key } = current;
+    const details = collectDetails(el.dataset.kind);
+    if (details === null) return;
+    const attempt = current;
+    attempt.inFlight = true;
+    setDialogBusy(true);
+    const before = el.dataset.state;
+    setState(el, "placing");
+    let order = null;
+    try {
+      const response = await fetch("/api/v1/orders", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "Idempotency-Key": key, // one per dialog opening: a retry or double click is one order
+          "X-CSRF-Token": csrfToken(),
+        },
+        body: JSON.stringify({ product_code: el.dataset.product, details }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 202) {
+        order = body;
+      } else {
+        showDialogError(problemMessage(response.status, body), body);
+      }
+    } catch (_) {
+      showDialogError(t("problem.network"), {});
+    } finally {
+      attempt.inFlight = false;
+    }
+    if (order === null) {
+      setState(el, before === "placing" ? "available" : before);
+      setDialogBusy(false);
+      return;
+    }
+    if (details.icc) placedDetails.set(order.id, details);
+    el.dataset.orderId = order.id;
+    setState(el, "pending");
+    closeDialog();
+    toast(t("order.received", { name: el.dataset.name }));
+    // The stream may have been quicker than this answer.
+    const known = orders.get(order.id);
+    orders.delete(order.id);
+    applyUpdate({ order_id: order.id, status: order.status, product_code: order.product_code,
+      failure_reason: order.failure_reason });
+    if (known) applyUpdate(known);
+  }
+
+  function showDialogError(message, problem) {
+    const error = dialogPart("dialog-error");
+    error.textContent = message;
+    error.hidden = false;
+    if (problem.title === "Invalid ICC number") showFieldError("icc", message);
+  }
+
+  if (box && dialog) {
+    box.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-action=order]");
+      if (!button || button.disabled) return;
+      openDialog(button.closest("[data-orderable]"));
+    });
+    dialog.querySelector("[data-role=dialog-form]").addEventListener("submit", (event) => {
+      event.preventDefault();
+      placeOrder();
+    });
+    dialog.querySelector("[data-action=cancel]").addEventListener("click", closeDialog);
+    dialog.addEventListener("cancel", (event) => {
+      // Escape closes the dialog like Kanseller, but not while an order is on its way.
+      if (current && current.inFlight) event.preventDefault();
+      else current = null;
+    });
+  }
+
+  // Orders the server already had open when the page was made: follow them.
+  for (const el of document.querySelectorAll("[data-orderable][data-order-id]")) {
+    orders.set(el.dataset.orderId, { order_id: el.dataset.orderId, status: "received", product_code: el.dataset.product });
+  }
+  if (ordersTable) {
+    for (const row of ordersTable.querySelectorAll("tr[data-order-id]")) {
+      orders.set(row.dataset.orderId, { order_id: row.dataset.orderId, status: row.dataset.status,
+        product_code: row.dataset.productCode });
+    }
+  }
+  connectLive();
+})();

@@ -1,0 +1,188 @@
+"""The orders API against real PostgreSQL and RabbitMQ: acceptance, idempotency, refusals, security."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import pytest
+from mport_shared.db import create_engine
+from mport_shared.messaging.connection import connect
+from mport_shared.messaging.topology import ORDER_WORKER
+from portal_api.models import Order, tables
+from sqlalchemy import func, select
+
+from .conftest import Portal, sign_in
+
+pytestmark = pytest.mark.integration
+
+KARI, HAKON = "kari.nordmann@demo.no", "hakon.hafell@demo.no"
+
+
+async def order(
+    client: httpx.AsyncClient, csrf: str, product_code: str, *, key: str | None = None, **details: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/orders",
+        json={"product_code": product_code, "details": details},
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def stored(portal: Portal) -> tuple[int, int]:
+    """How many orders and outbox rows the portal's database holds."""
+    engine = create_engine(portal.database_url)
+    try:
+        async with engine.connect() as conn:
+            orders = await conn.scalar(select(func.count()).select_from(Order))
+            outbox = await conn.scalar(select(func.count()).select_from(tables.outbox))
+    finally:
+        await engine.dispose()
+    return int(orders or 0), int(outbox or 0)
+
+
+async def placed_events(portal: Portal) -> list[dict[str, object]]:
+    """The OrderPlaced events waiting in order-worker's queue (nothing consumes it in these tests)."""
+    connection = await connect(portal.amqp_url, name="probe")
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(ORDER_WORKER.name, ensure=False)
+        events = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            events.append(json.loads(message.body))
+        return events
+    finally:
+        await connection.close()
+
+
+async def test_me_and_catalog_show_the_subscription_and_what_the_policy_makes_the_employee_pay(
+    portal: Portal,
+) -> None:
+    async with portal.client() as client:
+        await sign_in(client, KARI)
+        me = (await client.get("/api/v1/me")).json()
+        catalog = {item["code"]: item for item in (await client.get("/api/v1/catalog")).json()}
+    assert me["subscription"]["msisdn"] == "4791234567"
+    assert me["subscription"]["plan"]["name"] == "Bedrift Total C (10 GB)"
+    assert me["self_service_active"] is True
+    assert catalog["ekstra-data-15gb"]["employee_pays_ore"] == 14_900  # the employee pays Ekstra Data
+    assert catalog["ekstra-data-15gb"]["norway_only"] is True
+    assert catalog["min-sky-25gb"]["employee_pays_ore"] == 2_450  # half of Min Sky
+    assert catalog["nettvern"]["employee_pays_ore"] == 0  # on the employer
+    assert catalog["datakort"]["allowed"] is False
+    assert catalog["bedrift-total-e"]["employee_pays_ore"] == 49_900 - 39_900  # the difference above C
+    assert catalog["bedrift-total-c"]["active"] is True
+
+
+async def test_an_accepted_order_is_stored_with_its_event_published(portal: Portal) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        response = await order(client, csrf, "ekstra-data-15gb")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "received"
+    assert body["msisdn"] == "4791234567"
+    assert body["carrier_product_code"] == "Surf-15GB"
+
+    async def published() -> list[dict[str, object]]:
+        for _ in range(100):
+            if events := await placed_events(portal):
+                return events
+            await asyncio.sleep(0.05)
+        return []
+
+    events = await published()
+    assert [e["data"]["order"]["order_id"] for e in events] == [body["id"]]  # type: ignore[index]
+    assert events[0]["correlationid"] == body["id"]
+
+
+async def test_the_same_idempotency_key_returns_the_same_order_even_when_concurrent(portal: Portal) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        first = await order(client, csrf, "ekstra-data-1gb", key="retry-1")
+        again = await order(client, csrf, "ekstra-data-1gb", key="retry-1")
+        burst = await asyncio.gather(
+            *(order(client, csrf, "ekstra-data-5gb", key="burst") for _ in range(10))
+        )
+        other = await order(client, csrf, "ekstra-data-50gb", key="retry-1")
+    assert first.status_code == again.status_code == 202
+    assert first.json()["id"] == again.json()["id"]
+    assert {r.status_code for r in burst} == {202}
+    assert len({r.json()["id"] for r in burst}) == 1
+    assert other.status_code == 422  # the key was used for a different order
+    assert await stored(portal) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("who", "product", "details", "status", "detail_part"),
+    [
+        (KARI, "no-such-thing", {}, 422, "Unknown product"),
+        (KARI, "bedrift-total-c", {}, 409, "already your plan"),
+        (KARI, "hoved-sim", {}, 409, "already active"),
+        (KARI, "datakort", {}, 403, "policy"),
+        (HAKON, "ekstra-data-15gb", {}, 403, "Self-service is not activated"),
+        (KARI, "aktiver-nytt-sim", {"icc": "8947080012345678901"}, 422, "check digit"),
+        (KARI, "aktiver-nytt-sim", {"icc": "12345"}, 422, "19 or 20 digits"),
+        (KARI, "bestill-sim", {"delivery_name": "Kari"}, 422, "delivery_address"),
+        (KARI, "ekstra-data-15gb", {"icc": "1"}, 422, "Unexpected order details"),
+    ],
+)
+async def test_refused_orders_get_a_clear_problem_and_store_nothing(
+    portal: Portal, who: str, product: str, details: dict[str, str], status: int, detail_part: str
+) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, who)
+        response = await order(client, csrf, product, **details)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail_part in response.json()["detail"]
+    assert await stored(portal) == (0, 0)
+
+
+async def test_a_valid_icc_is_accepted(portal: Portal) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        response = await order(client, csrf, "aktiver-nytt-sim", icc="8947 0800 1234 5678 900")
+    assert response.status_code == 202, response.text
+    assert response.json()["details"] == {"icc": "8947080012345678900"}
+
+
+async def test_requests_without_key_csrf_or_session_are_refused(portal: Portal) -> None:
+    async with portal.client() as client:
+        anonymous = await client.get("/api/v1/me")
+        csrf = await sign_in(client, KARI)
+        no_key = await client.post(
+            "/api/v1/orders", json={"product_code": "nettvern"}, headers={"X-CSRF-Token": csrf}
+        )
+        no_csrf = await client.post(
+            "/api/v1/orders", json={"product_code": "nettvern"}, headers={"Idempotency-Key": "k"}
+        )
+        bad_body = await client.post(
+            "/api/v1/orders", json={"product": 1}, headers={"X-CSRF-Token": csrf, "Idempotency-Key": "k2"}
+        )
+    assert anonymous.status_code == 401
+    assert no_key.status_code == 400
+    assert "Idempotency-Key" in no_key.json()["detail"]
+    assert no_csrf.status_code == 403
+    assert bad_body.status_code == 422
+    assert "product_code" in bad_body.json()["detail"]
+    assert await stored(portal) == (0, 0)
+
+
+async def test_another_employees_order_is_not_found(portal: Portal) -> None:
+    async with portal.client() as kari, portal.client() as ingrid:
+        csrf = await sign_in(kari, KARI)
+        order_id = (await order(kari, csrf, "nettvern")).json()["id"]
+        await sign_in(ingrid, "admin@demo.no")
+        assert (await ingrid.get(f"/api/v1/orders/{order_id}")).status_code == 404
+        assert (await ingrid.get("/api/v1/orders")).json() == []
+        assert (await kari.get(f"/api/v1/orders/{order_id}")).status_code == 200
+
+
+async def test_dev_login_does_not_exist_outside_local_mode(make_portal: object) -> None:
+    portal = await make_portal(PORTAL_MODE="production", SESSION_SECRET="x" * 40)  # type: ignore[operator]
+    async with portal.client() as client:
+        response = await client.post("/auth/dev-login", data={"email": KARI})
+    assert response.status_code == 404

@@ -1,0 +1,292 @@
+"""`make bench`: throughput, latency, relay rate and memory of the real system, as ratios.
+
+Everything runs on this machine against the local RabbitMQ and PostgreSQL, in a vhost and
+databases made for the run and removed afterwards. Each figure is printed next to the ceiling
+it is compared with, measured in the same run, and all are written to bench-results/*.json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+from sqlalchemy import MetaData
+
+from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.devstack import Stack, StackConfig, free_port
+from mport_shared.events import OrderCompleted, OrderSubmitted, envelop
+from mport_shared.messaging.connection import confirming_channel, connect
+from mport_shared.messaging.outbox import OutboxRelay, add_to_outbox
+from mport_shared.messaging.publisher import Publisher
+from mport_shared.messaging.tables import messaging_tables
+from mport_shared.messaging.topology import EXCHANGE, declare_exchange
+from mport_shared.testing import LOCAL_AMQP, LOCAL_POSTGRES, LOCAL_RABBITMQ_API, RabbitServer
+
+RELAY_MESSAGES = int(os.environ.get("BENCH_RELAY_MESSAGES", "5000"))
+LOAD_ORDERS = int(os.environ.get("BENCH_ORDERS", "600"))
+LOAD_CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
+LATENCY_ORDERS = int(os.environ.get("BENCH_LATENCY_ORDERS", "60"))
+SERVICES = {
+    "portal-api": "portal_api:migrations",
+    "order-worker": "order_worker:migrations",
+    "sms-worker": "sms_worker:migrations",
+    "payroll-worker": "payroll_worker:migrations",
+}
+
+
+@asynccontextmanager
+async def scratch() -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A vhost and one fresh database per service, removed afterwards."""
+    run = uuid.uuid4().hex[:8]
+    rabbit = RabbitServer(amqp_url=LOCAL_AMQP, api_url=LOCAL_RABBITMQ_API, user="guest", password="guest")
+    vhost = f"mport-bench-{run}"
+    rabbit.create_vhost(vhost)
+    admin = await asyncpg.connect(LOCAL_POSTGRES)
+    databases: dict[str, str] = {}
+    try:
+        for name, script in SERVICES.items():
+            db = f"mport_bench_{run}_{name.replace('-', '_')}"
+            await admin.execute(f'CREATE DATABASE "{db}"')
+            url = LOCAL_POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + db
+            await migrate(script, url)
+            databases[name] = url
+        yield rabbit.vhost_url(vhost), databases
+    finally:
+        for url in databases.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await admin.close()
+        rabbit.delete_vhost(vhost)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
+    """The outbox relay's publish rate against a plain pipelined confirmed-publish loop."""
+    connection = await connect(amqp_url, name="bench")
+    channel = await confirming_channel(connection)
+    exchange = await declare_exchange(channel)
+    queue = await channel.declare_queue("bench-sink", durable=True, arguments={"x-queue-type": "quorum"})
+    await queue.bind(EXCHANGE, routing_key=OrderSubmitted.event_type)
+    body = envelop(
+        OrderSubmitted(order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC)),
+        source="/bench", correlation_id="c",
+    ).model_dump_json().encode()  # fmt: skip
+
+    # Ceiling: plain aio-pika, persistent messages, confirms pipelined in windows of 500.
+    started = time.perf_counter()
+    for window in range(0, RELAY_MESSAGES, 500):
+        await asyncio.gather(*(
+            exchange.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                             routing_key=OrderSubmitted.event_type)
+            for _ in range(min(500, RELAY_MESSAGES - window))
+        ))  # fmt: skip
+    plain_rate = RELAY_MESSAGES / (time.perf_counter() - started)
+    await queue.purge()
+
+    # The relay: rows committed first, then published, confirmed and marked sent.
+    metadata = MetaData()
+    tables = messaging_tables(metadata)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    sessions = session_factory(engine)
+    for window in range(0, RELAY_MESSAGES, 1000):
+        async with sessions.begin() as session:
+            for _ in range(min(1000, RELAY_MESSAGES - window)):
+                payload = OrderSubmitted(order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC))
+                await add_to_outbox(session, tables.outbox, envelop(payload, source="/bench", correlation_id="c"))
+    relay = OutboxRelay(service="bench", sessions=sessions, outbox=tables.outbox, publisher=Publisher(exchange))
+    started = time.perf_counter()
+    published = 0
+    while (n := await relay.publish_pending()) > 0:
+        published += n
+    relay_rate = published / (time.perf_counter() - started)
+    await queue.purge()
+    await engine.dispose()
+    await connection.close()
+    return {
+        "messages": RELAY_MESSAGES,
+        "relay_per_s": round(relay_rate, 1),
+        "plain_aio_pika_per_s": round(plain_rate, 1),
+        "ratio": round(relay_rate / plain_rate, 3),
+        "target_ratio": 0.30,
+    }
+
+
+async def sign_in(client: httpx.AsyncClient) -> str:
+    response = await client.post("/auth/dev-login", data={"email": "kari.nordmann@demo.no"})
+    response.raise_for_status()
+    return client.cookies["csrftoken"]
+
+
+async def place_and_wait(client: httpx.AsyncClient, csrf: str, *, poll_s: float) -> tuple[float, float]:
+    """POST an order, then poll until it completes; returns (accepted_at, completed_at)."""
+    started = time.perf_counter()
+    response = await client.post(
+        "/api/v1/orders", json={"product_code": "ekstra-data-1gb"},
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+    )  # fmt: skip
+    if response.status_code != 202:
+        raise RuntimeError(f"order refused: {response.status_code} {response.text}")
+    accepted = time.perf_counter()
+    order_id = response.json()["id"]
+    while True:
+        status = (await client.get(f"/api/v1/orders/{order_id}")).json()["status"]
+        if status == "completed":
+            return accepted - started, time.perf_counter() - started
+        if status == "failed":
+            raise RuntimeError(f"order {order_id} failed")
+        await asyncio.sleep(poll_s)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, Any]:
+    names = ("portal-api", "carrier-simulator", *[n for n in SERVICES if n != "portal-api"])
+    stack = Stack(StackConfig(
+        amqp_url=amqp_url, database_urls=databases, ports={n: free_port() for n in names},
+        extra_env={"portal-api": {"PORTAL_MODE": "local", "LOG_LEVEL": "WARNING"},
+                   "order-worker": {"LOG_LEVEL": "WARNING"},
+                   "carrier-simulator": {"CARRIER_SIM_LOG_LEVEL": "WARNING"}},
+    ))  # fmt: skip
+    await stack.seed_portal()
+    await stack.start()
+    try:
+        await asyncio.sleep(2)
+        idle = {n: round(rss_mb(p.pid), 1) for n, p in stack.processes.items()}
+        limits = httpx.Limits(max_connections=LOAD_CONCURRENCY * 2)
+        async with httpx.AsyncClient(base_url=stack.url("portal-api"), timeout=30, limits=limits) as client:
+            csrf = await sign_in(client)
+            for _ in range(10):  # warm up connections and caches
+                await place_and_wait(client, csrf, poll_s=0.005)
+            # Latency at light load: one order at a time.
+            light = [await place_and_wait(client, csrf, poll_s=0.002) for _ in range(LATENCY_ORDERS)]
+            latencies = [done * 1000 for _, done in light]
+            # Sustained load at a fixed concurrency: POSTs as fast as they are accepted, while
+            # completions are timed off the bus (polling the API would itself be the load).
+            completed_at: dict[str, float] = {}
+            probe = await connect(amqp_url, name="bench-probe")
+            probe_channel = await probe.channel()
+            probe_queue = await probe_channel.declare_queue(exclusive=True)
+            await probe_queue.bind(EXCHANGE, routing_key=OrderCompleted.event_type)
+
+            async def on_completed(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                completed_at[json.loads(message.body)["data"]["order"]["order_id"]] = time.perf_counter()
+                await message.ack()
+
+            await probe_queue.consume(on_completed)
+            accepted_at: dict[str, tuple[float, float]] = {}
+            remaining = iter(range(LOAD_ORDERS))
+            peak: dict[str, float] = {}
+
+            async def worker() -> None:
+                for _ in remaining:
+                    started = time.perf_counter()
+                    response = await client.post(
+                        "/api/v1/orders", json={"product_code": "ekstra-data-1gb"},
+                        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+                    )  # fmt: skip
+                    response.raise_for_status()
+                    accepted_at[response.json()["id"]] = (started, time.perf_counter())
+
+            async def sample_memory() -> None:
+                while True:
+                    for n, p in stack.processes.items():
+                        peak[n] = max(peak.get(n, 0.0), rss_mb(p.pid))
+                    await asyncio.sleep(0.25)
+
+            sampler = asyncio.create_task(sample_memory())
+            load_started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(LOAD_CONCURRENCY)))
+            intake_elapsed = time.perf_counter() - load_started
+            deadline = time.perf_counter() + 120
+            while len(completed_at.keys() & accepted_at.keys()) < LOAD_ORDERS and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            sampler.cancel()
+            await probe.close()
+            done = completed_at.keys() & accepted_at.keys()
+            if len(done) < LOAD_ORDERS:
+                raise RuntimeError(f"only {len(done)} of {LOAD_ORDERS} orders completed within 120 s")
+            completion_elapsed = max(completed_at[o] for o in done) - load_started
+            results = [(accepted_at[o][1] - accepted_at[o][0], completed_at[o] - accepted_at[o][0]) for o in done]
+        load_latencies = [done * 1000 for _, done in results]
+        return {
+            "light_load": {
+                "orders": LATENCY_ORDERS,
+                "post_to_completed_ms": {
+                    "p50": round(pct(latencies, 50), 1), "p95": round(pct(latencies, 95), 1),
+                    "p99": round(pct(latencies, 99), 1),
+                },
+                "target_p95_ms": 250,
+            },
+            "sustained_load": {
+                "orders": LOAD_ORDERS,
+                "concurrency": LOAD_CONCURRENCY,
+                "accepted_per_s": round(LOAD_ORDERS / intake_elapsed, 1),
+                "completed_per_s": round(LOAD_ORDERS / completion_elapsed, 1),
+                "keeping_up_ratio": round(intake_elapsed / completion_elapsed, 3),
+                "target_keeping_up_ratio": 0.90,
+                "post_to_completed_ms": {
+                    "p50": round(pct(load_latencies, 50), 1), "p95": round(pct(load_latencies, 95), 1),
+                    "p99": round(pct(load_latencies, 99), 1),
+                },
+                "post_accept_ms_p50": round(statistics.median(a * 1000 for a, _ in results), 1),
+            },
+            "memory_mb": {"idle": idle, "peak_under_load": {n: round(v, 1) for n, v in peak.items()},
+                          "target_idle": 150, "target_load": 300},
+        }  # fmt: skip
+    finally:
+        await stack.stop()
+
+
+async def main() -> None:
+    print(f"mPort bench on {os.cpu_count()} cores — PostgreSQL, RabbitMQ (quorum queues), carrier latency 0")
+    async with scratch() as (amqp_url, databases):
+        relay = await bench_relay(amqp_url, databases["sms-worker"])
+        print(
+            f"\nOutbox relay        {relay['relay_per_s']:>9.1f} msg/s   plain aio-pika (pipelined confirms) "
+            f"{relay['plain_aio_pika_per_s']:.1f} msg/s   ratio {relay['ratio']:.2f} (target ≥ 0.30)"
+        )
+        system = await bench_system(amqp_url, databases)
+    light, load = system["light_load"], system["sustained_load"]
+    print(
+        f"Latency, light load POST→completed  p50 {light['post_to_completed_ms']['p50']} ms  "
+        f"p95 {light['post_to_completed_ms']['p95']} ms  p99 {light['post_to_completed_ms']['p99']} ms "
+        f"(target p95 ≤ 250 ms)"
+    )
+    print(
+        f"Sustained load, concurrency {load['concurrency']}: {load['accepted_per_s']} orders/s accepted, "
+        f"{load['completed_per_s']} orders/s completed end to end (ratio {load['keeping_up_ratio']:.2f}, "
+        f"target ≥ 0.90)\n                    POST→completed p50 {load['post_to_completed_ms']['p50']} ms "
+        f"p95 {load['post_to_completed_ms']['p95']} ms p99 {load['post_to_completed_ms']['p99']} ms"
+    )
+    print("Memory (RSS MB)     idle:", system["memory_mb"]["idle"])
+    print("                    peak:", system["memory_mb"]["peak_under_load"])
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    path = out / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps({"relay": relay, **system}, indent=2))
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
