@@ -181,11 +181,15 @@ async def test_an_event_committed_while_the_broker_is_unreachable_is_published_w
         await proxy.cut()
 
 
-async def _publish_raw(connection: AbstractRobustConnection, body: bytes, routing_key: str) -> None:
+async def _publish_raw(
+    connection: AbstractRobustConnection, body: bytes, routing_key: str, message_id: str | None = None
+) -> None:
     channel = await confirming_channel(connection)
     exchange = await declare_exchange(channel)
     await exchange.publish(
-        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, type=routing_key),
+        aio_pika.Message(
+            body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, type=routing_key, message_id=message_id
+        ),
         routing_key=routing_key,
     )
     await channel.close()
@@ -321,3 +325,50 @@ async def test_shutdown_finishes_the_message_in_hand_and_a_crash_loses_nothing(
 
     await wait_for(redelivered, timeout_s=10, what="the unacked message to be redelivered")
     await survivor.stop(grace_s=1)
+
+
+async def test_an_operator_lists_replays_and_purges_dead_letters(
+    broker: AbstractRobustConnection, amqp_url: str
+) -> None:
+    from mport_shared import ops
+
+    broken = True
+    handled: list[uuid.UUID] = []
+
+    async def handler(envelope: Envelope[EventPayload]) -> None:
+        assert isinstance(envelope.data, OrderSubmitted)
+        if broken:
+            raise ConnectionError("downstream is down")
+        handled.append(envelope.data.order_id)
+
+    queue = ServiceQueue("portal-api", (OrderSubmitted.event_type,))  # a real service queue, for ops
+    consumer = Consumer(
+        channel=await confirming_channel(broker), queue=queue,
+        handlers={OrderSubmitted.event_type: handler}, retry_delays_ms=(50,), prefetch=4,
+    )  # fmt: skip
+    await consumer.start()
+    first, second = _event(), _event()
+    for event in (first, second):
+        await _publish_raw(broker, event.model_dump_json().encode(), event.type, event.id)
+
+    async def both_dead() -> bool:
+        return len(await ops.dead_letters(amqp_url, queue)) == 2
+
+    await wait_for(both_dead, timeout_s=10, what="two dead letters")
+    letters = {d.message_id: d for d in await ops.dead_letters(amqp_url, queue)}
+    assert letters[first.id].reason == "ConnectionError: downstream is down"
+    assert letters[first.id].attempts == 2
+    assert letters[first.id].event_type == OrderSubmitted.event_type
+
+    broken = False
+    assert await ops.replay(amqp_url, queue, {first.id}) == 1
+
+    async def replayed() -> bool:
+        return first.data.order_id in handled  # type: ignore[attr-defined]
+
+    await wait_for(replayed, timeout_s=10, what="the replayed message to be handled")
+    assert [d.message_id for d in await ops.dead_letters(amqp_url, queue)] == [second.id]
+    assert await ops.purge(amqp_url, queue) == 1
+    assert await ops.dead_letters(amqp_url, queue) == []
+    assert second.data.order_id not in handled  # type: ignore[attr-defined]
+    await consumer.stop(grace_s=1)

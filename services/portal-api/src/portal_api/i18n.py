@@ -1,4 +1,4 @@
-"""The portal's words in Norwegian Bokmål (the seed guide's, the default) and English, and money formatting."""
+"""The portal's words in Norwegian Bokmål (the seed guide's; the default) and English; money formatting."""
 
 from __future__ import annotations
 
@@ -319,7 +319,9 @@ _EN: dict[str, str] = {
         "covered by self-service."
     ),
     "contact.title": "Contact us",
-    "contact.text": "Questions about your subscription or the mobile policy? Contact your mPort administrator:",
+    "contact.text": (
+        "Questions about your subscription or the mobile policy? Contact your mPort administrator:"
+    ),
     "contact.none": "The company has not registered an mPort administrator.",
     "error.title": "Something went wrong",
     "error.not_found": "This page does not exist.",
@@ -329,11 +331,8 @@ _EN: dict[str, str] = {
 MESSAGES: Final[dict[Lang, dict[str, str]]] = {"nb": _NB, "en": _EN}
 
 # The words the page script needs (statuses, dialog texts, error messages), sent along as JSON.
-JS_KEYS: Final = tuple(
-    key
-    for key in _NB
-    if key.split(".")[0] in {"button", "order", "orders", "status", "problem", "sim", "dialog", "charge", "product"}
-)
+_JS_GROUPS = {"button", "order", "orders", "status", "problem", "sim", "dialog", "charge", "product"}
+JS_KEYS: Final = tuple(key for key in _NB if key.split(".")[0] in _JS_GROUPS)
 
 
 def pick_language(request: Request) -> tuple[Lang, bool]:

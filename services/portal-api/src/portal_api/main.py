@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from mport_shared.http import operations_router
 from mport_shared.logging import configure_logging
 from mport_shared.messaging.topology import PORTAL_API
@@ -14,12 +16,19 @@ from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
 from starlette.middleware.sessions import SessionMiddleware
 
+from portal_api.auth.oidc import OidcClient, make_client
+from portal_api.auth.oidc import router as oidc_router
 from portal_api.auth.views import router as auth_router
 from portal_api.catalog.views import router as catalog_router
+from portal_api.live import LiveFeed, LiveHub
+from portal_api.live import router as live_router
 from portal_api.middleware import RequestContextMiddleware
 from portal_api.models import tables
 from portal_api.orders.status import OrderStatusHandlers
 from portal_api.orders.views import router as orders_router
+from portal_api.pages.rendering import STATIC_DIR
+from portal_api.pages.views import install_page_errors
+from portal_api.pages.views import router as pages_router
 from portal_api.problems import install_problem_handlers
 from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
@@ -27,24 +36,42 @@ from portal_api.subscriptions.views import router as subscription_router
 SERVICE = "portal-api"
 
 
-def create_app(settings: PortalSettings) -> FastAPI:
+def create_app(
+    settings: PortalSettings, *, oidc_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The portal; `oidc_transport` lets a test put a fake identity provider behind "Bruk jobbkonto"."""
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
     status = OrderStatusHandlers(sessions=runtime.sessions)
     runtime.handlers.update(status.handlers())  # type: ignore[arg-type]
+    live_hub = LiveHub()
+    live_feed = LiveFeed(hub=live_hub, sessions=runtime.sessions)
+    oidc_http: httpx.AsyncClient | None = None
+    oidc: OidcClient | None = None
+    if settings.oidc_configured:
+        oidc_http = httpx.AsyncClient(transport=oidc_transport, timeout=10.0)
+        oidc = make_client(settings, oidc_http)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            assert runtime.connection is not None
+            await live_feed.start(runtime.connection)
             yield
         finally:
+            await live_feed.stop()
+            if oidc_http is not None:
+                await oidc_http.aclose()
             await runtime.stop()
 
     app = FastAPI(title="mPort portal API", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.order_status = status
+    app.state.live_hub = live_hub
+    app.state.oidc = oidc
     install_problem_handlers(app)
+    install_page_errors(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         SessionMiddleware,
@@ -54,8 +81,17 @@ def create_app(settings: PortalSettings) -> FastAPI:
         same_site="lax",
         https_only=not settings.is_local,
     )
-    for router in (auth_router, subscription_router, catalog_router, orders_router):
+    for router in (
+        auth_router,
+        oidc_router,
+        subscription_router,
+        catalog_router,
+        orders_router,
+        live_router,
+        pages_router,
+    ):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(
         operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
     )

@@ -162,7 +162,9 @@ class OidcClient:
         if "iss" in params and params["iss"] != metadata.issuer:
             raise SignInRefused("invalid_response", log_detail="iss in the response is another issuer")
         if params.get("error"):
-            raise SignInRefused("provider_error", detail=params["error"], log_detail=params.get("error_description", ""))
+            raise SignInRefused(
+                "provider_error", detail=params["error"], log_detail=params.get("error_description", "")
+            )
         code = params.get("code")
         if not code:
             raise SignInRefused("invalid_response", log_detail="no code in the callback")
@@ -243,7 +245,7 @@ class OidcClient:
             "code_verifier": verifier,
             "client_id": self.client_id,
         }
-        auth: httpx.Auth | None = None
+        auth = httpx.Auth()  # the base class sends the request as it is: a public client
         if self.client_secret:
             if "client_secret_basic" in metadata.token_auth_methods:
                 # RFC 6749 §2.3.1: both are form-encoded before they go into the Basic header.

@@ -162,10 +162,10 @@ async def home(request: Request, db: Db) -> Response:
 
 @router.get("/logg-inn")
 async def sign_in_page(request: Request, db: Db) -> Response:
-    """"Bruk jobbkonto", and in local mode the development sign-in listing the demo people."""
+    """ "Bruk jobbkonto", and in local mode the development sign-in listing the demo people."""
     people: list[Employee] = []
     if request.app.state.settings.is_local:
-        people = list((await db.scalars(select(Employee).order_by(Employee.name).limit(50))).all())
+        people = list((await db.scalars(select(Employee).order_by(Employee.employee_number).limit(50))).all())
     return render(
         request,
         "login.html",
@@ -249,7 +249,7 @@ async def policy_page(request: Request, db: Db) -> Response:
             return t("policy.employee_full", amount=amount)
         return t("policy.employee_share", amount=amount, price=t.kr(entry.product.price_ore))
 
-    def lines(kinds: set[str]) -> list[PolicyLine]:
+    def lines(kinds: set[OrderKind]) -> list[PolicyLine]:
         return [
             PolicyLine(e.product.name, t.kr(e.product.price_ore), payer(e))
             for e in entries
@@ -262,8 +262,8 @@ async def policy_page(request: Request, db: Db) -> Response:
         {
             "company": employee.company.name,
             "ceiling": ceiling,
-            "services": lines({OrderKind.ADDON.value, OrderKind.SIM_ORDER.value, OrderKind.SIM_ACTIVATION.value}),
-            "plans": lines({OrderKind.PLAN.value}),
+            "services": lines({OrderKind.ADDON, OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION}),
+            "plans": lines({OrderKind.PLAN}),
         },
         employee=employee,
     )
@@ -307,4 +307,3 @@ def install_page_errors(app: FastAPI) -> None:
         if wants_page and not request.url.path.startswith("/api/") and exc.status_code == 404:
             return render(request, "error.html", {"message_key": "error.not_found"}, status_code=404)
         return problem_response(Problem(exc.status_code, str(exc.detail)), request)
-
