@@ -220,3 +220,28 @@ async def test_an_unavailable_carrier_is_retried_with_delays_until_it_answers(
     ]
     assert retried
     assert float(retried[0].rsplit(" ", 1)[1]) >= 1
+
+
+async def test_sigterm_lets_the_worker_finish_the_order_in_hand_before_it_exits(
+    make_stack: MakeStack, broker: AbstractRobustConnection, status_trail: AbstractQueue
+) -> None:
+    stack = await make_stack(
+        "carrier-simulator",
+        "order-worker",
+        extra_env={"carrier-simulator": {"CARRIER_SIM_LATENCY_MS": "2000"}},
+    )
+    event = order_placed()
+    await publish(
+        broker,
+        envelop(event, source="/t", correlation_id="c").model_dump_json().encode(),
+        OrderPlaced.event_type,
+    )
+
+    async def at_carrier() -> bool:
+        return len(await carrier_orders(stack, event.order.order_id)) == 1
+
+    await wait_for(at_carrier, timeout_s=15, what="the order to reach the carrier")
+    await stack.stop("order-worker")  # SIGTERM, and wait for the process to exit
+    # No worker is running now: the outcome can only have come from the one that drained.
+    trail = await trail_of(status_trail, event.order.order_id, [])
+    assert trail == [OrderSubmitted.event_type, OrderCompleted.event_type]

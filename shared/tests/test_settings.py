@@ -1,0 +1,33 @@
+"""Settings are validated once at start, and a bad value stops the service with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from mport_shared.settings import ServiceSettings, load_settings
+
+
+class ExampleSettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///var/x.db"
+    http_port: int = 9999
+
+
+def test_bad_values_stop_the_service_naming_each_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HTTP_PORT", "not-a-port")
+    monkeypatch.setenv("PREFETCH", "0")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(ExampleSettings)
+    assert stopped.value.code == 2
+    message = capsys.readouterr().err
+    assert "HTTP_PORT" in message
+    assert "PREFETCH" in message
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETRY_DELAYS_MS", "[100, 200]")
+    monkeypatch.setenv("AMQP_URL", "amqp://u:p@broker:5672/v")
+    settings = load_settings(ExampleSettings)
+    assert settings.retry_delays_ms == (100, 200)
+    assert settings.amqp_url == "amqp://u:p@broker:5672/v"
