@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
-
 from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.events import OrderSubmitted, envelop
 from mport_shared.messaging.inbox import claim_message
 from mport_shared.messaging.outbox import add_to_outbox
+from sqlalchemy import inspect, select
 
 
 @pytest.mark.parametrize(
