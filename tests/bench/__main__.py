@@ -7,6 +7,7 @@ it is compared with, measured in the same run, and all are written to bench-resu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -21,8 +22,6 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
-from sqlalchemy import MetaData
-
 from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.devstack import Stack, StackConfig, free_port
 from mport_shared.events import OrderCompleted, OrderSubmitted, envelop
@@ -32,6 +31,7 @@ from mport_shared.messaging.publisher import Publisher
 from mport_shared.messaging.tables import messaging_tables
 from mport_shared.messaging.topology import EXCHANGE, declare_exchange
 from mport_shared.testing import LOCAL_AMQP, LOCAL_POSTGRES, LOCAL_RABBITMQ_API, RabbitServer
+from sqlalchemy import MetaData
 
 RELAY_MESSAGES = int(os.environ.get("BENCH_RELAY_MESSAGES", "5000"))
 LOAD_ORDERS = int(os.environ.get("BENCH_ORDERS", "600"))
@@ -58,7 +58,9 @@ async def scratch() -> AsyncIterator[tuple[str, dict[str, str]]]:
         for name, script in SERVICES.items():
             db = f"mport_bench_{run}_{name.replace('-', '_')}"
             await admin.execute(f'CREATE DATABASE "{db}"')
-            url = LOCAL_POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + db
+            url = (
+                LOCAL_POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + db
+            )
             await migrate(script, url)
             databases[name] = url
         yield rabbit.vhost_url(vhost), databases
@@ -71,7 +73,7 @@ async def scratch() -> AsyncIterator[tuple[str, dict[str, str]]]:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
@@ -81,19 +83,28 @@ async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
     exchange = await declare_exchange(channel)
     queue = await channel.declare_queue("bench-sink", durable=True, arguments={"x-queue-type": "quorum"})
     await queue.bind(EXCHANGE, routing_key=OrderSubmitted.event_type)
-    body = envelop(
-        OrderSubmitted(order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC)),
-        source="/bench", correlation_id="c",
-    ).model_dump_json().encode()  # fmt: skip
+    body = (
+        envelop(
+            OrderSubmitted(order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC)),
+            source="/bench",
+            correlation_id="c",
+        )
+        .model_dump_json()
+        .encode()
+    )
 
     # Ceiling: plain aio-pika, persistent messages, confirms pipelined in windows of 500.
     started = time.perf_counter()
     for window in range(0, RELAY_MESSAGES, 500):
-        await asyncio.gather(*(
-            exchange.publish(aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                             routing_key=OrderSubmitted.event_type)
-            for _ in range(min(500, RELAY_MESSAGES - window))
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=OrderSubmitted.event_type,
+                )
+                for _ in range(min(500, RELAY_MESSAGES - window))
+            )
+        )
     plain_rate = RELAY_MESSAGES / (time.perf_counter() - started)
     await queue.purge()
 
@@ -107,9 +118,15 @@ async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
     for window in range(0, RELAY_MESSAGES, 1000):
         async with sessions.begin() as session:
             for _ in range(min(1000, RELAY_MESSAGES - window)):
-                payload = OrderSubmitted(order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC))
-                await add_to_outbox(session, tables.outbox, envelop(payload, source="/bench", correlation_id="c"))
-    relay = OutboxRelay(service="bench", sessions=sessions, outbox=tables.outbox, publisher=Publisher(exchange))
+                payload = OrderSubmitted(
+                    order_id=uuid.uuid4(), carrier_order_id="c", submitted_at=datetime.now(UTC)
+                )
+                await add_to_outbox(
+                    session, tables.outbox, envelop(payload, source="/bench", correlation_id="c")
+                )
+    relay = OutboxRelay(
+        service="bench", sessions=sessions, outbox=tables.outbox, publisher=Publisher(exchange)
+    )
     started = time.perf_counter()
     published = 0
     while (n := await relay.publish_pending()) > 0:
@@ -137,9 +154,10 @@ async def place_and_wait(client: httpx.AsyncClient, csrf: str, *, poll_s: float)
     """POST an order, then poll until it completes; returns (accepted_at, completed_at)."""
     started = time.perf_counter()
     response = await client.post(
-        "/api/v1/orders", json={"product_code": "ekstra-data-1gb"},
+        "/api/v1/orders",
+        json={"product_code": "ekstra-data-1gb"},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
-    )  # fmt: skip
+    )
     if response.status_code != 202:
         raise RuntimeError(f"order refused: {response.status_code} {response.text}")
     accepted = time.perf_counter()
@@ -162,12 +180,18 @@ def rss_mb(pid: int) -> float:
 
 async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, Any]:
     names = ("portal-api", "carrier-simulator", *[n for n in SERVICES if n != "portal-api"])
-    stack = Stack(StackConfig(
-        amqp_url=amqp_url, database_urls=databases, ports={n: free_port() for n in names},
-        extra_env={"portal-api": {"PORTAL_MODE": "local", "LOG_LEVEL": "WARNING"},
-                   "order-worker": {"LOG_LEVEL": "WARNING"},
-                   "carrier-simulator": {"CARRIER_SIM_LOG_LEVEL": "WARNING"}},
-    ))  # fmt: skip
+    stack = Stack(
+        StackConfig(
+            amqp_url=amqp_url,
+            database_urls=databases,
+            ports={n: free_port() for n in names},
+            extra_env={
+                "portal-api": {"PORTAL_MODE": "local", "LOG_LEVEL": "WARNING"},
+                "order-worker": {"LOG_LEVEL": "WARNING"},
+                "carrier-simulator": {"CARRIER_SIM_LOG_LEVEL": "WARNING"},
+            },
+        )
+    )
     await stack.seed_portal()
     await stack.start()
     try:
@@ -184,6 +208,7 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
             # Sustained load at a fixed concurrency: POSTs as fast as they are accepted, while
             # completions are timed off the bus (polling the API would itself be the load).
             completed_at: dict[str, float] = {}
+            all_completed = asyncio.Event()
             probe = await connect(amqp_url, name="bench-probe")
             probe_channel = await probe.channel()
             probe_queue = await probe_channel.declare_queue(exclusive=True)
@@ -192,6 +217,8 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
             async def on_completed(message: aio_pika.abc.AbstractIncomingMessage) -> None:
                 completed_at[json.loads(message.body)["data"]["order"]["order_id"]] = time.perf_counter()
                 await message.ack()
+                if len(completed_at) >= LOAD_ORDERS:
+                    all_completed.set()
 
             await probe_queue.consume(on_completed)
             accepted_at: dict[str, tuple[float, float]] = {}
@@ -202,9 +229,10 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
                 for _ in remaining:
                     started = time.perf_counter()
                     response = await client.post(
-                        "/api/v1/orders", json={"product_code": "ekstra-data-1gb"},
+                        "/api/v1/orders",
+                        json={"product_code": "ekstra-data-1gb"},
                         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
-                    )  # fmt: skip
+                    )
                     response.raise_for_status()
                     accepted_at[response.json()["id"]] = (started, time.perf_counter())
 
@@ -218,22 +246,24 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
             load_started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(LOAD_CONCURRENCY)))
             intake_elapsed = time.perf_counter() - load_started
-            deadline = time.perf_counter() + 120
-            while len(completed_at.keys() & accepted_at.keys()) < LOAD_ORDERS and time.perf_counter() < deadline:
-                await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_completed.wait(), 120)
             sampler.cancel()
             await probe.close()
             done = completed_at.keys() & accepted_at.keys()
             if len(done) < LOAD_ORDERS:
                 raise RuntimeError(f"only {len(done)} of {LOAD_ORDERS} orders completed within 120 s")
             completion_elapsed = max(completed_at[o] for o in done) - load_started
-            results = [(accepted_at[o][1] - accepted_at[o][0], completed_at[o] - accepted_at[o][0]) for o in done]
+            results = [
+                (accepted_at[o][1] - accepted_at[o][0], completed_at[o] - accepted_at[o][0]) for o in done
+            ]
         load_latencies = [done * 1000 for _, done in results]
         return {
             "light_load": {
                 "orders": LATENCY_ORDERS,
                 "post_to_completed_ms": {
-                    "p50": round(pct(latencies, 50), 1), "p95": round(pct(latencies, 95), 1),
+                    "p50": round(pct(latencies, 50), 1),
+                    "p95": round(pct(latencies, 95), 1),
                     "p99": round(pct(latencies, 99), 1),
                 },
                 "target_p95_ms": 250,
@@ -246,19 +276,24 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
                 "keeping_up_ratio": round(intake_elapsed / completion_elapsed, 3),
                 "target_keeping_up_ratio": 0.90,
                 "post_to_completed_ms": {
-                    "p50": round(pct(load_latencies, 50), 1), "p95": round(pct(load_latencies, 95), 1),
+                    "p50": round(pct(load_latencies, 50), 1),
+                    "p95": round(pct(load_latencies, 95), 1),
                     "p99": round(pct(load_latencies, 99), 1),
                 },
                 "post_accept_ms_p50": round(statistics.median(a * 1000 for a, _ in results), 1),
             },
-            "memory_mb": {"idle": idle, "peak_under_load": {n: round(v, 1) for n, v in peak.items()},
-                          "target_idle": 150, "target_load": 300},
-        }  # fmt: skip
+            "memory_mb": {
+                "idle": idle,
+                "peak_under_load": {n: round(v, 1) for n, v in peak.items()},
+                "target_idle": 150,
+                "target_load": 300,
+            },
+        }
     finally:
         await stack.stop()
 
 
-async def main() -> None:
+async def main() -> dict[str, Any]:
     print(f"mPort bench on {os.cpu_count()} cores — PostgreSQL, RabbitMQ (quorum queues), carrier latency 0")
     async with scratch() as (amqp_url, databases):
         relay = await bench_relay(amqp_url, databases["sms-worker"])
@@ -281,12 +316,13 @@ async def main() -> None:
     )
     print("Memory (RSS MB)     idle:", system["memory_mb"]["idle"])
     print("                    peak:", system["memory_mb"]["peak_under_load"])
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    path = out / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps({"relay": relay, **system}, indent=2))
-    print(f"\nwritten to {path}")
+    return {"relay": relay, **system}
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    figures = asyncio.run(main())
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    path = out / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(f"\nwritten to {path}")

@@ -48,9 +48,7 @@ NON_SETTINGS_ENV = {"FORWARDED_ALLOW_IPS"}
 def env_names(settings: type[BaseSettings]) -> set[str]:
     """The environment variables a settings class reads (field name or alias, after the prefix)."""
     prefix = str(settings.model_config.get("env_prefix") or "")
-    return {
-        (field.alias or prefix + name).upper() for name, field in settings.model_fields.items()
-    }
+    return {(field.alias or prefix + name).upper() for name, field in settings.model_fields.items()}
 
 
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
@@ -76,7 +74,8 @@ def assert_runnable_module(module: str) -> None:
 )
 def test_definitions_file_is_the_topology_in_code(path: Path) -> None:
     on_disk = json.loads(path.read_text(encoding="utf-8"))
-    assert on_disk == definitions(), f"{path.relative_to(ROOT)} differs from the topology in code; {REGENERATE}"
+    where = path.relative_to(ROOT)
+    assert on_disk == definitions(), f"{where} differs from the topology in code; {REGENERATE}"
 
 
 def test_local_broker_user_is_the_one_the_services_use() -> None:
@@ -169,7 +168,8 @@ def test_compose_databases_are_created_by_the_init_script(compose: dict[str, Any
 def test_compose_lets_services_drain_before_killing_them(compose: dict[str, Any]) -> None:
     for name in SERVICES:
         grace = compose["services"][name]["stop_grace_period"]
-        assert re.fullmatch(r"\d+s", grace) and int(grace[:-1]) >= 30, f"{name}: {grace}"
+        assert re.fullmatch(r"\d+s", grace), f"{name}: {grace}"
+        assert int(grace[:-1]) >= 30, f"{name} is killed {grace} after SIGTERM, before it drained"
     assert compose["services"]["order-worker"]["environment"]["CARRIER_BASE_URL"] == (
         "http://carrier-simulator:8081/tmf-api/productOrderingManagement/v5"
     )

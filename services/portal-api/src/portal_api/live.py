@@ -111,6 +111,10 @@ class LiveFeed:
     _channel: AbstractChannel | None = None
     _queue: AbstractQueue | None = None
     _consumer_tag: str | None = None
+    # Messages are routed one at a time, in the order they came: a quick "completed" must not
+    # overtake the "submitted" before it while that one waits for its database look-up.
+    _inbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    _router: asyncio.Task[None] | None = None
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         # A robust channel re-declares the queue, its bindings and the consumer after a reconnect;
@@ -127,6 +131,7 @@ class LiveFeed:
         )
         for key in STATUS_EVENTS:
             await self._queue.bind(exchange, routing_key=key)
+        self._router = asyncio.create_task(self._route_in_order(), name="live-feed")
         self._consumer_tag = await self._queue.consume(self._on_message)
         log.info("live order status feed started", queue=self.queue_name)
 
@@ -138,16 +143,30 @@ class LiveFeed:
                 log.warning("could not cancel the live feed consumer cleanly", exc_info=True)
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
+        if self._router is not None:
+            self._router.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._router
         self.hub.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self.hub.watched:
+            try:
+                self._inbox.put_nowait(message.body)  # before any await: keeps the delivery order
+            except asyncio.QueueFull:
+                log.warning("live feed behind; status event dropped", routing_key=message.routing_key)
         await message.ack()
-        if not self.hub.watched:
-            return
+
+    async def _route_in_order(self) -> None:
+        while True:
+            body = await self._inbox.get()
+            await self._deliver(body)
+
+    async def _deliver(self, body: bytes) -> None:
         try:
-            envelope = parse_envelope(message.body)
+            envelope = parse_envelope(body)
         except ValueError:
-            log.warning("live feed skipped an unreadable message", routing_key=message.routing_key)
+            log.warning("live feed skipped an unreadable message")
             return
         try:
             target = await self._route(envelope.data)

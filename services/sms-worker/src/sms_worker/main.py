@@ -40,4 +40,10 @@ def create_app(settings: SmsWorkerSettings) -> FastAPI:
 def main() -> None:
     settings = load_settings(SmsWorkerSettings)
     configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
