@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from mport_shared.devstack import CARRIER_PATH, Stack, StackConfig, free_port
 from mport_shared.testing import MakeDatabase, TcpProxy, proxied_url, wait_for
 
