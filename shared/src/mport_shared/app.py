@@ -1,0 +1,52 @@
+"""How every service becomes a running process: a FastAPI app whose lifespan starts and stops
+the service's runtime, served by uvicorn with the same shutdown behaviour everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from mport_shared.http import operations_router
+from mport_shared.logging import configure_logging
+from mport_shared.service import ServiceRuntime
+from mport_shared.settings import ServiceSettings
+
+# Runs before the runtime starts; what it enters on the stack is closed after the runtime stops.
+Setup = Callable[[AsyncExitStack], Awaitable[None]]
+
+
+def service_app(
+    *, title: str, runtime: ServiceRuntime, setup: Setup | None = None, **fastapi: Any
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as resources:
+            if setup is not None:
+                await setup(resources)
+            await runtime.start()
+            try:
+                yield
+            finally:
+                await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan, **fastapi)
+    app.include_router(
+        operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
+    )
+    return app
+
+
+def serve(app: FastAPI, *, service: str, settings: ServiceSettings) -> None:
+    """Log as JSON, serve until SIGTERM/SIGINT, then drain (the lifespan stops the runtime)."""
+    configure_logging(service=service, level=settings.log_level, json=settings.log_json)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
