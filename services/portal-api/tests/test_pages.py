@@ -383,6 +383,23 @@ async def test_the_abonnement_page_shows_the_self_service_box_in_the_seeds_words
     assert button_named(page, "Kanseller")
 
 
+async def test_every_menu_page_opens_for_a_signed_in_employee(portal: Portal) -> None:
+    async with portal.client() as client:
+        await browser_sign_in(client, KARI.email)
+        pages = {path: await client.get(path) for path in PAGES}
+    for path, response in pages.items():
+        assert response.status_code == 200, path
+        current = Html(response.text).find("a", aria_current="page")
+        assert [a.attrs["href"] for a in current] == (
+            [path] if path in {"/", "/abonnement", "/terminal", "/support", "/kontakt"} else []
+        )
+    assert "Hei, Kari Nordmann" in Html(pages["/"].text).text
+    assert "Ingrid Berg, mPort administrator – admin@demo.no" in Html(pages["/kontakt"].text).text
+    assert (
+        "Kontakt din mPort administrator for ny eller reparert telefon." in Html(pages["/terminal"].text).text
+    )
+
+
 async def test_english_is_selectable_and_remembered(portal: Portal) -> None:
     async with portal.client() as client:
         await browser_sign_in(client, KARI.email)

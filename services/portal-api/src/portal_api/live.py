@@ -13,6 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import anyio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from fastapi import APIRouter, Request
 from mport_shared.events import EventPayload, OrderCompleted, OrderFailed, OrderSubmitted, parse_envelope
@@ -230,15 +231,32 @@ async def events(request: Request) -> EventSourceResponse:
     employee's orders, and only theirs."""
     employee_id = await _stream_owner(request)
     hub: LiveHub = request.app.state.live_hub
+    # Set when the server shuts down: the stream then ends properly and the browser reconnects
+    # (to another instance) instead of seeing a broken response.
+    shutdown = anyio.Event()
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         with hub.subscribe(employee_id) as queue:
             yield ServerSentEvent(event="ready", data="{}", retry=3000)
-            while True:
-                update = await queue.get()
-                if update is None:
-                    return
+            while (update := await _next_update(queue, shutdown)) is not None:
                 yield ServerSentEvent(event="order", data=update.to_json())
 
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return EventSourceResponse(stream(), ping=KEEP_ALIVE_S, headers=headers)
+    return EventSourceResponse(
+        stream(), ping=KEEP_ALIVE_S, headers=headers, shutdown_event=shutdown, shutdown_grace_period=2.0
+    )
+
+
+async def _next_update(queue: asyncio.Queue[OrderUpdate | None], shutdown: anyio.Event) -> OrderUpdate | None:
+    """The next update for the stream, or None once it should end."""
+    if shutdown.is_set():
+        return None
+    getter = asyncio.ensure_future(queue.get())
+    stopper = asyncio.ensure_future(shutdown.wait())
+    try:
+        await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (getter, stopper):
+            if not task.done():
+                task.cancel()
+    return getter.result() if getter.done() and not getter.cancelled() else None

@@ -50,10 +50,14 @@
     return `NOK ${sign}${kroner.toLocaleString("en-GB")}.${rest}`;
   }
 
+  // As the server writes it: "25.11.2026 13:08", Norwegian time wherever the browser is.
+  const dateParts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/Oslo", day: "2-digit", month: "2-digit", year: "numeric",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  });
   function formatDate(iso) {
-    const d = new Date(iso);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${pad(d.getDate())}.${pad(d.getMonth() + 1)}.${d.getFullYear()} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    const part = Object.fromEntries(dateParts.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+    return `${part.day}.${part.month}.${part.year} ${part.hour}:${part.minute}`;
   }
 
   let toastTimer = null;
@@ -188,12 +192,24 @@
     reason.hidden = !update.failure_reason;
   }
 
+  const inserting = new Set();
+
   async function insertOrderRow(orderId) {
-    const response = await fetch(`/api/v1/orders/${encodeURIComponent(orderId)}`, {
-      headers: { Accept: "application/json" }, credentials: "same-origin",
-    });
-    if (!response.ok || ordersTable.querySelector(`tr[data-order-id="${CSS.escape(orderId)}"]`)) return;
-    const order = await response.json();
+    // Later events for this order wait in `orders`; the row shows the newest once it is in.
+    if (inserting.has(orderId)) return;
+    inserting.add(orderId);
+    try {
+      const response = await fetch(`/api/v1/orders/${encodeURIComponent(orderId)}`, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (response.ok) addOrderRow(await response.json());
+    } finally {
+      inserting.delete(orderId);
+    }
+  }
+
+  function addOrderRow(order) {
+    if (ordersTable.querySelector(`tr[data-order-id="${CSS.escape(order.id)}"]`)) return;
     const row = document.createElement("tr");
     row.dataset.orderId = order.id;
     row.dataset.productCode = order.product_code;
@@ -210,12 +226,16 @@
     charge.textContent = !amount ? t("orders.none")
       : order.billing === "monthly" ? t("charge.per_month", { amount }) : amount;
     row.append(date, product, state, charge);
-    renderOrderStatus(row, { status: order.status, failure_reason: order.failure_reason });
+    // The database may be behind the stream: show whichever is further along.
+    const fetched = { order_id: order.id, status: order.status, product_code: order.product_code,
+      failure_reason: order.failure_reason };
+    const known = orders.get(order.id);
+    const newest = known && RANK[known.status] >= RANK[fetched.status] ? known : fetched;
+    orders.set(order.id, newest);
+    renderOrderStatus(row, newest);
     ordersTable.querySelector("tbody").prepend(row);
     ordersTable.querySelector("table").hidden = false;
     ordersTable.querySelector("[data-role=empty]").hidden = true;
-    const known = orders.get(order.id);
-    if (!known || RANK[order.status] > RANK[known.status]) orders.set(order.id, order);
   }
 
   function applyToOrdersTable(update) {
