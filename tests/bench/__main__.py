@@ -1,4 +1,4 @@
-"""`make bench`: throughput, latency, relay rate and memory of the real system, as ratios.
+"""`make bench`: throughput, latency, relay rate, intake and memory of the real system, as ratios.
 
 Everything runs on this machine against the local RabbitMQ and PostgreSQL, in a vhost and
 databases made for the run and removed afterwards. Each figure is printed next to the ceiling
@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +28,7 @@ from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.devstack import Stack, StackConfig, free_port
 from mport_shared.events import OrderCompleted, OrderSubmitted, envelop
 from mport_shared.messaging.connection import confirming_channel, connect
-from mport_shared.messaging.outbox import OutboxRelay, add_to_outbox
-from mport_shared.messaging.publisher import Publisher
+from mport_shared.messaging.outbox import OutboxRelay, PipelinedPublisher, add_to_outbox
 from mport_shared.messaging.tables import messaging_tables
 from mport_shared.messaging.topology import EXCHANGE, declare_exchange
 from mport_shared.testing import LOCAL_AMQP, LOCAL_POSTGRES, LOCAL_RABBITMQ_API, RabbitServer
@@ -37,6 +38,10 @@ RELAY_MESSAGES = int(os.environ.get("BENCH_RELAY_MESSAGES", "5000"))
 LOAD_ORDERS = int(os.environ.get("BENCH_ORDERS", "600"))
 LOAD_CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 LATENCY_ORDERS = int(os.environ.get("BENCH_LATENCY_ORDERS", "60"))
+INTAKE_SECONDS = float(os.environ.get("BENCH_INTAKE_SECONDS", "5"))
+INTAKE_ROUNDS = int(os.environ.get("BENCH_INTAKE_ROUNDS", "2"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BARE_INSERT = "bare-insert"  # the intake ceiling's scratch database (tests/bench/bare_insert.py)
 SERVICES = {
     "portal-api": "portal_api:migrations",
     "order-worker": "order_worker:migrations",
@@ -63,6 +68,9 @@ async def scratch() -> AsyncIterator[tuple[str, dict[str, str]]]:
             )
             await migrate(script, url)
             databases[name] = url
+        bare_db = f"mport_bench_{run}_bare_insert"
+        await admin.execute(f'CREATE DATABASE "{bare_db}"')
+        databases[BARE_INSERT] = LOCAL_POSTGRES.rsplit("/", 1)[0] + "/" + bare_db
         yield rabbit.vhost_url(vhost), databases
     finally:
         for url in databases.values():
@@ -124,8 +132,11 @@ async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
                 await add_to_outbox(
                     session, tables.outbox, envelop(payload, source="/bench", correlation_id="c")
                 )
-    relay = OutboxRelay(
-        service="bench", sessions=sessions, outbox=tables.outbox, publisher=Publisher(exchange)
+    relay = OutboxRelay(  # as ServiceRuntime builds it
+        service="bench",
+        sessions=sessions,
+        outbox=tables.outbox,
+        publisher=PipelinedPublisher(exchange, channel),
     )
     started = time.perf_counter()
     published = 0
@@ -169,6 +180,109 @@ async def place_and_wait(client: httpx.AsyncClient, csrf: str, *, poll_s: float)
         if status == "failed":
             raise RuntimeError(f"order {order_id} failed")
         await asyncio.sleep(poll_s)
+
+
+async def drive(send: Callable[[], Awaitable[httpx.Response]], *, seconds: float) -> tuple[int, float]:
+    """Keep LOAD_CONCURRENCY requests in flight for `seconds`, each sent as soon as the last one
+    of its lane is answered; returns (accepted, elapsed). Anything but 202 stops the bench."""
+    deadline = time.perf_counter() + seconds
+    accepted = 0
+
+    async def lane() -> None:
+        nonlocal accepted
+        while time.perf_counter() < deadline:
+            response = await send()
+            if response.status_code != 202:
+                raise RuntimeError(f"refused: {response.status_code} {response.text[:300]}")
+            accepted += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(LOAD_CONCURRENCY)))
+    return accepted, time.perf_counter() - started
+
+
+@asynccontextmanager
+async def bare_insert_app(database_url: str) -> AsyncIterator[str]:
+    """tests/bench/bare_insert.py as its own uvicorn process on a free port; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "HTTP_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bench.bare_insert", cwd=REPO_ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=2) as probe:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.returncode is not None:
+                    err = await process.stderr.read() if process.stderr else b""
+                    raise RuntimeError(f"bare insert app exited:\n{err.decode(errors='replace')}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get(f"{url}/healthz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError("bare insert app was not ready within 30 s")
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+
+
+async def bench_intake(portal: httpx.AsyncClient, csrf: str, bare_url: str) -> dict[str, Any]:
+    """Accepted POST /api/v1/orders per second against the bare insert app, same client and
+    concurrency, rounds interleaved (portal, bare, portal, bare, …) so that noise from anything
+    else on the machine falls on both. Only the POSTs are timed: nothing waits for completion."""
+
+    def new_key() -> dict[str, str]:
+        return {"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())}
+
+    limits = httpx.Limits(max_connections=LOAD_CONCURRENCY * 2)
+    order = {"product_code": "ekstra-data-1gb"}
+    async with httpx.AsyncClient(base_url=bare_url, timeout=30, limits=limits) as bare:
+        for _ in range(LOAD_CONCURRENCY * 4):  # warm up its pool and our connections to it
+            (await bare.post("/api/v1/orders", json=order, headers=new_key())).raise_for_status()
+        portal_rounds: list[tuple[int, float]] = []
+        bare_rounds: list[tuple[int, float]] = []
+        for _ in range(INTAKE_ROUNDS):
+            portal_rounds.append(
+                await drive(
+                    lambda: portal.post("/api/v1/orders", json=order, headers=new_key()),
+                    seconds=INTAKE_SECONDS,
+                )
+            )
+            bare_rounds.append(
+                await drive(
+                    lambda: bare.post("/api/v1/orders", json=order, headers=new_key()),
+                    seconds=INTAKE_SECONDS,
+                )
+            )
+
+    def rate(rounds: list[tuple[int, float]]) -> float:
+        return sum(n for n, _ in rounds) / sum(t for _, t in rounds)
+
+    portal_rate, bare_rate = rate(portal_rounds), rate(bare_rounds)
+    return {
+        "concurrency": LOAD_CONCURRENCY,
+        "seconds_per_round": INTAKE_SECONDS,
+        "rounds": INTAKE_ROUNDS,
+        "accepted_per_s": round(portal_rate, 1),
+        "bare_insert_per_s": round(bare_rate, 1),
+        "ratio": round(portal_rate / bare_rate, 3),
+        "target_ratio": 0.40,
+        "accepted_per_s_by_round": [round(n / t, 1) for n, t in portal_rounds],
+        "bare_insert_per_s_by_round": [round(n / t, 1) for n, t in bare_rounds],
+        "conditions": "order-worker stopped, so that only the portal (with its outbox relay) "
+        "and the bare app compete with the load client; bare app: FastAPI + one asyncpg INSERT",
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -257,6 +371,10 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
             results = [
                 (accepted_at[o][1] - accepted_at[o][0], completed_at[o] - accepted_at[o][0]) for o in done
             ]
+            # Intake alone: the portal accepting orders, nothing downstream taking CPU from it.
+            await stack.stop("order-worker")
+            async with bare_insert_app(databases[BARE_INSERT]) as bare_url:
+                intake = await bench_intake(client, csrf, bare_url)
         load_latencies = [done * 1000 for _, done in results]
         return {
             "light_load": {
@@ -282,6 +400,7 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
                 },
                 "post_accept_ms_p50": round(statistics.median(a * 1000 for a, _ in results), 1),
             },
+            "intake": intake,
             "memory_mb": {
                 "idle": idle,
                 "peak_under_load": {n: round(v, 1) for n, v in peak.items()},
@@ -302,7 +421,7 @@ async def main() -> dict[str, Any]:
             f"{relay['plain_aio_pika_per_s']:.1f} msg/s   ratio {relay['ratio']:.2f} (target ≥ 0.30)"
         )
         system = await bench_system(amqp_url, databases)
-    light, load = system["light_load"], system["sustained_load"]
+    light, load, intake = system["light_load"], system["sustained_load"], system["intake"]
     print(
         f"Latency, light load POST→completed  p50 {light['post_to_completed_ms']['p50']} ms  "
         f"p95 {light['post_to_completed_ms']['p95']} ms  p99 {light['post_to_completed_ms']['p99']} ms "
@@ -313,6 +432,11 @@ async def main() -> dict[str, Any]:
         f"{load['completed_per_s']} orders/s completed end to end (ratio {load['keeping_up_ratio']:.2f}, "
         f"target ≥ 0.90)\n                    POST→completed p50 {load['post_to_completed_ms']['p50']} ms "
         f"p95 {load['post_to_completed_ms']['p95']} ms p99 {load['post_to_completed_ms']['p99']} ms"
+    )
+    print(
+        f"intake: {intake['accepted_per_s']} orders/s vs bare insert {intake['bare_insert_per_s']}/s, "
+        f"ratio {intake['ratio']:.2f} (target ≥ 0.40)   [concurrency {intake['concurrency']}, "
+        f"{intake['rounds']}×{intake['seconds_per_round']:g} s each, interleaved; order-worker stopped]"
     )
     print("Memory (RSS MB)     idle:", system["memory_mb"]["idle"])
     print("                    peak:", system["memory_mb"]["peak_under_load"])

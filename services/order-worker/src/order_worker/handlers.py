@@ -28,6 +28,7 @@ from order_worker.adapters.carrier import (
     CarrierOrderRequest,
     CarrierOrderState,
     CarrierRejected,
+    look_again,
     wait_until_terminal,
 )
 from order_worker.models import CarrierSubmission, tables
@@ -37,6 +38,8 @@ log = get_logger(__name__)
 SOURCE = "/mport/order-worker"
 CONSUMER = "order-worker"
 _TERMINAL = (CarrierOrderState.COMPLETED.value, CarrierOrderState.FAILED.value)
+# When the carrier is first asked how the order went; later looks back off from twice this.
+FIRST_LOOK_S = 0.005
 
 
 @dataclass
@@ -61,54 +64,68 @@ class OrderProvisioning:
             log.info("carrier rejected order", order_id=str(order.order_id), reason=exc.reason)
             await self._finish(envelope, order, carrier_order_id=None, failure=exc.reason)
             return
-        await self._record_submission(order, carrier_order)
-        final = await wait_until_terminal(self.carrier, carrier_order, timeout_s=self.carrier_wait_s)
-        failure = None
-        if final.state is not CarrierOrderState.COMPLETED:
-            failure = final.failure_reason or f"carrier order ended {final.state.value}"
-        await self._finish(envelope, order, carrier_order_id=final.id, failure=failure)
+        # A first look before recording anything: a carrier that finishes at once (the simulator,
+        # or a fast real one) then costs one transaction instead of two. OrderSubmitted still goes
+        # out before the outcome (same transaction, outbox order), and only once.
+        carrier_order = await look_again(self.carrier, carrier_order, after_s=FIRST_LOOK_S)
+        if carrier_order.is_terminal:
+            async with self.sessions.begin() as session:
+                await self._record_submission(session, order, carrier_order)
+                await self._finish_in(session, envelope, order, carrier_order.id, _failure_of(carrier_order))
+            return
+        async with self.sessions.begin() as session:
+            await self._record_submission(session, order, carrier_order)
+        final = await wait_until_terminal(
+            self.carrier, carrier_order, timeout_s=self.carrier_wait_s, first_delay_s=2 * FIRST_LOOK_S
+        )
+        await self._finish(envelope, order, carrier_order_id=final.id, failure=_failure_of(final))
 
     async def _already_handled(self, message_id: str) -> bool:
         inbox = tables.inbox
         async with self.sessions() as session:
-            found = await session.scalar(
+            # One read needs no transaction: autocommit makes it one round trip, not three
+            # (BEGIN, SELECT, ROLLBACK). _finish claims the message id transactionally anyway.
+            connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            found = await connection.scalar(
                 select(inbox.c.message_id).where(
                     inbox.c.consumer == CONSUMER, inbox.c.message_id == message_id
                 )
             )
         return found is not None
 
-    async def _record_submission(self, order: OrderSnapshot, carrier_order: CarrierOrder) -> None:
+    @staticmethod
+    async def _record_submission(
+        session: AsyncSession, order: OrderSnapshot, carrier_order: CarrierOrder
+    ) -> None:
         order_id = str(order.order_id)
-        async with self.sessions.begin() as session:
-            created = await insert_if_absent(
-                session,
-                CarrierSubmission,
-                {"order_id": order_id, "carrier_order_id": carrier_order.id, "state": "submitted"},
-                keys=["order_id"],
+        created = await insert_if_absent(
+            session,
+            CarrierSubmission,
+            {"order_id": order_id, "carrier_order_id": carrier_order.id, "state": "submitted"},
+            keys=["order_id"],
+        )
+        if not created:
+            await session.execute(
+                update(CarrierSubmission)
+                .where(CarrierSubmission.order_id == order_id)
+                .values(attempts=CarrierSubmission.attempts + 1)
             )
-            if not created:
-                await session.execute(
-                    update(CarrierSubmission)
-                    .where(CarrierSubmission.order_id == order_id)
-                    .values(attempts=CarrierSubmission.attempts + 1)
-                )
-                return
-            log.info("order submitted to carrier", order_id=order_id, carrier_order_id=carrier_order.id)
-            await add_to_outbox(
-                session,
-                tables.outbox,
-                envelop(
-                    OrderSubmitted(
-                        order_id=order.order_id,
-                        carrier_order_id=carrier_order.id,
-                        submitted_at=datetime.now(UTC),
-                    ),
-                    source=SOURCE,
-                    correlation_id=order_id,
-                    subject=order_id,
+            return
+        log.info("order submitted to carrier", order_id=order_id, carrier_order_id=carrier_order.id)
+        await add_to_outbox(
+            session,
+            tables.outbox,
+            envelop(
+                OrderSubmitted(
+                    order_id=order.order_id,
+                    carrier_order_id=carrier_order.id,
+                    submitted_at=datetime.now(UTC),
                 ),
-            )
+                source=SOURCE,
+                correlation_id=order_id,
+                subject=order_id,
+            ),
+        )
 
     async def _finish(
         self,
@@ -119,41 +136,57 @@ class OrderProvisioning:
         failure: str | None,
     ) -> None:
         """Record the outcome and its event in one transaction with the inbox entry."""
+        async with self.sessions.begin() as session:
+            await self._finish_in(session, envelope, order, carrier_order_id, failure)
+
+    @staticmethod
+    async def _finish_in(
+        session: AsyncSession,
+        envelope: Envelope[EventPayload],
+        order: OrderSnapshot,
+        carrier_order_id: str | None,
+        failure: str | None,
+    ) -> None:
         order_id = str(order.order_id)
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
-            if not await claim_message(session, tables.inbox, consumer=CONSUMER, message_id=envelope.id):
-                return
-            state = "failed" if failure else "completed"
-            if carrier_order_id is None:
-                # Rejected outright: the carrier made no order, but the outcome is still recorded.
-                await insert_if_absent(
-                    session,
-                    CarrierSubmission,
-                    {"order_id": order_id, "carrier_order_id": "", "state": "submitted"},
-                    keys=["order_id"],
-                )
-            moved = await session.execute(
-                update(CarrierSubmission)
-                .where(CarrierSubmission.order_id == order_id, CarrierSubmission.state.not_in(_TERMINAL))
-                .values(state=state, failure_reason=failure, finished_at=now)
-            )
-            if getattr(moved, "rowcount", 0) != 1:
-                return  # another delivery of this order already reported the outcome
-            outcome: EventPayload
-            if failure is None:
-                assert carrier_order_id is not None
-                outcome = OrderCompleted(order=order, carrier_order_id=carrier_order_id, completed_at=now)
-            else:
-                outcome = OrderFailed(
-                    order=order, carrier_order_id=carrier_order_id, reason=failure, failed_at=now
-                )
-            log.info("order finished", order_id=order_id, state=state, reason=failure)
-            await add_to_outbox(
+        if not await claim_message(session, tables.inbox, consumer=CONSUMER, message_id=envelope.id):
+            return
+        state = "failed" if failure else "completed"
+        if carrier_order_id is None:
+            # Rejected outright: the carrier made no order, but the outcome is still recorded.
+            await insert_if_absent(
                 session,
-                tables.outbox,
-                envelop(outcome, source=SOURCE, correlation_id=order_id, subject=order_id),
+                CarrierSubmission,
+                {"order_id": order_id, "carrier_order_id": "", "state": "submitted"},
+                keys=["order_id"],
             )
+        moved = await session.execute(
+            update(CarrierSubmission)
+            .where(CarrierSubmission.order_id == order_id, CarrierSubmission.state.not_in(_TERMINAL))
+            .values(state=state, failure_reason=failure, finished_at=now)
+        )
+        if getattr(moved, "rowcount", 0) != 1:
+            return  # another delivery of this order already reported the outcome
+        outcome: EventPayload
+        if failure is None:
+            assert carrier_order_id is not None
+            outcome = OrderCompleted(order=order, carrier_order_id=carrier_order_id, completed_at=now)
+        else:
+            outcome = OrderFailed(
+                order=order, carrier_order_id=carrier_order_id, reason=failure, failed_at=now
+            )
+        log.info("order finished", order_id=order_id, state=state, reason=failure)
+        await add_to_outbox(
+            session,
+            tables.outbox,
+            envelop(outcome, source=SOURCE, correlation_id=order_id, subject=order_id),
+        )
+
+
+def _failure_of(final: CarrierOrder) -> str | None:
+    if final.state is CarrierOrderState.COMPLETED:
+        return None
+    return final.failure_reason or f"carrier order ended {final.state.value}"
 
 
 def _carrier_request(order: OrderSnapshot) -> CarrierOrderRequest:

@@ -31,7 +31,13 @@ def create_app(settings: OrderWorkerSettings) -> FastAPI:
         async with httpx.AsyncClient(
             base_url=settings.carrier_base_url,
             timeout=settings.carrier_timeout_s,
-            limits=httpx.Limits(max_connections=settings.prefetch * 2),
+            # httpcore checks every pooled connection (one poll() each) on every request and
+            # response, so a pool larger than the carrier calls really in flight costs CPU on
+            # each call; kept-alive and maximum are equal so bursts do not churn connections.
+            limits=httpx.Limits(
+                max_connections=settings.carrier_max_connections,
+                max_keepalive_connections=settings.carrier_max_connections,
+            ),
         ) as client:
             provisioning = OrderProvisioning(
                 sessions=runtime.sessions,

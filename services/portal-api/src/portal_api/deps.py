@@ -9,9 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from mport_shared.service import ServiceRuntime
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, raiseload
 
-from portal_api.models import Employee
+from portal_api.models import Employee, Subscription
 from portal_api.problems import Problem
 from portal_api.settings import PortalSettings
 
@@ -32,8 +34,10 @@ def get_settings(request: Request) -> PortalSettings:
     return settings
 
 
-async def get_db(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> AsyncIterator[AsyncSession]:
-    async with runtime.sessions() as session:
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    # Not Depends(get_runtime): FastAPI runs a plain-def dependency in its thread pool, a thread
+    # hand-off on every request for one attribute lookup.
+    async with get_runtime(request).sessions() as session:
         yield session
 
 
@@ -62,20 +66,60 @@ async def require_csrf(request: Request) -> None:
         )
 
 
-async def current_employee(request: Request, db: Db) -> Employee:
+def _signed_in_id(request: Request) -> uuid.UUID:
     raw = request.session.get(SESSION_EMPLOYEE)
-    employee = None
     if raw:
         try:
-            employee = await db.get(Employee, uuid.UUID(str(raw)))
+            return uuid.UUID(str(raw))
         except ValueError:
-            employee = None
+            pass
+    raise _not_signed_in()
+
+
+def _not_signed_in() -> Problem:
+    return Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+
+
+async def current_employee(request: Request, db: Db) -> Employee:
+    """The signed-in employee with the company, the subscription, its services and SIM cards."""
+    employee = await db.get(Employee, _signed_in_id(request))
     if employee is None:
-        raise Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+        raise _not_signed_in()
     return employee
 
 
 CurrentEmployee = Annotated[Employee, Depends(current_employee)]
+
+
+async def signed_in_employee(request: Request, db: Db) -> Employee:
+    """The signed-in employee and the company, in one query, for views that need no more."""
+    employee = await db.get(Employee, _signed_in_id(request), options=[raiseload(Employee.subscription)])
+    if employee is None:
+        raise _not_signed_in()
+    return employee
+
+
+SignedInEmployee = Annotated[Employee, Depends(signed_in_employee)]
+
+
+async def ordering_employee(request: Request, db: Db) -> Employee:
+    """The signed-in employee with what placing an order reads, in one query: the company and its
+    policy, the subscription and its active services. SIM cards are not loaded."""
+    employee = await db.scalar(
+        select(Employee)
+        .where(Employee.id == _signed_in_id(request))
+        .options(
+            joinedload(Employee.subscription).options(
+                joinedload(Subscription.services), raiseload(Subscription.sim_cards)
+            )
+        )
+    )
+    if employee is None:
+        raise _not_signed_in()
+    return employee
+
+
+OrderingEmployee = Annotated[Employee, Depends(ordering_employee)]
 
 
 async def current_admin(employee: CurrentEmployee) -> Employee:

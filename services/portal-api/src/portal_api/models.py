@@ -40,6 +40,10 @@ class Company(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
 
+    # Loaded with the company, so with every signed-in employee (Employee.company is joined too):
+    # catalog.service.load_policy then finds it in the session instead of asking the database.
+    policy: Mapped[Policy | None] = relationship(lazy="joined", uselist=False, viewonly=True)
+
 
 class Employee(Base):
     __tablename__ = "employees"

@@ -294,6 +294,18 @@ def _failure_reason(order: _ProductOrder) -> str | None:
     return None
 
 
+async def look_again(carrier: Carrier, order: CarrierOrder, *, after_s: float) -> CarrierOrder:
+    """The order read once more after `after_s` (if it was not finished yet); as last seen when
+    the carrier cannot answer now, since a later read will find it."""
+    if order.is_terminal:
+        return order
+    await asyncio.sleep(after_s)
+    try:
+        return await carrier.get(order.id)
+    except CarrierUnavailable:
+        return order
+
+
 async def wait_until_terminal(
     carrier: Carrier,
     order: CarrierOrder,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal_api.catalog.service import all_products, load_policy, price_for
+from portal_api.catalog.service import CatalogProduct, load_policy, price_for, product_catalog
 from portal_api.models import Employee, Order, Product, tables
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, fingerprint, icc_problem
 from portal_api.problems import Problem
@@ -49,14 +49,17 @@ async def place_order(
     product_code: str,
     details: dict[str, str],
     idempotency_key: str,
-) -> Order:
-    """Store the order and its event, or return the order this key already made."""
+) -> tuple[Order, CatalogProduct | Product]:
+    """Store the order and its event, or return the order this key already made; with its product
+    (a new order's catalog entry, or an existing order's product row), so answering needs no query.
+
+    Optimistic: the checks and the INSERT come first, and the unique (employee, key) constraint
+    catches a repeated key, so a first request, the usual case, costs no look-up. A repeat is
+    answered with the order its key made, whether it now passes the checks (the INSERT then
+    conflicts, even when the two requests race) or not (e.g. the add-on it ordered is active now)."""
     employee_id = employee.id  # read now: a rollback below expires the employee object
-    existing = await find_by_key(session, employee_id, idempotency_key)
-    if existing is not None:
-        return _same_request_or_conflict(existing, product_code, details)
     try:
-        order = await _new_order(
+        order, product = await _new_order(
             session,
             employee=employee,
             product_code=product_code,
@@ -64,14 +67,13 @@ async def place_order(
             idempotency_key=idempotency_key,
         )
         await session.commit()
-    except IntegrityError:
-        # The same key raced in from a concurrent request: answer with the order that won.
+    except (Problem, IntegrityError):
         await session.rollback()
-        winner = await find_by_key(session, employee_id, idempotency_key)
-        if winner is None:
+        existing = await find_by_key(session, employee_id, idempotency_key)
+        if existing is None:
             raise
-        return _same_request_or_conflict(winner, product_code, details)
-    return order
+        return _same_request_or_conflict(existing, product_code, details), existing.product
+    return order, product
 
 
 async def _new_order(
@@ -81,7 +83,7 @@ async def _new_order(
     product_code: str,
     details: dict[str, str],
     idempotency_key: str,
-) -> Order:
+) -> tuple[Order, CatalogProduct]:
     subscription = employee.subscription
     if subscription is None:
         raise Problem(409, "You have no mobile subscription to order for.", title="No subscription")
@@ -91,7 +93,7 @@ async def _new_order(
             "Self-service is not activated: confirm your phone number first (Bekreft telefonnummer).",
             title="Self-service not activated",
         )
-    products = {p.code: p for p in await all_products(session)}
+    products = (await product_catalog(session)).by_code
     product = products.get(product_code)
     if product is None:
         raise Problem(422, f"Unknown product {product_code!r}.", title="Unknown product")
@@ -139,7 +141,7 @@ async def _new_order(
             OrderPlaced(order=snapshot), source=SOURCE, correlation_id=str(order.id), subject=str(order.id)
         ),
     )
-    return order
+    return order, product
 
 
 def _checked_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]:
@@ -163,7 +165,7 @@ def _checked_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]
 
 
 async def _check_not_already_active(
-    session: AsyncSession, employee: Employee, product: Product, kind: OrderKind
+    session: AsyncSession, employee: Employee, product: CatalogProduct, kind: OrderKind
 ) -> None:
     subscription = employee.subscription
     assert subscription is not None

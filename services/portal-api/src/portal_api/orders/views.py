@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from mport_shared.events import Billing, OrderKind
 from pydantic import BaseModel, Field
 
-from portal_api.deps import CurrentEmployee, Db, require_csrf
-from portal_api.models import Order
+from portal_api.catalog.service import CatalogProduct
+from portal_api.deps import Db, OrderingEmployee, SignedInEmployee, require_csrf
+from portal_api.models import Order, Product
 from portal_api.orders.domain import OrderStatus
 from portal_api.orders.service import order_of, orders_of, place_order
 from portal_api.problems import Problem
@@ -42,13 +43,16 @@ class OrderOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, order: Order) -> OrderOut:
+    def of(cls, order: Order, product: CatalogProduct | Product | None = None) -> OrderOut:
+        """`product` saves loading order.product when the caller has it at hand."""
+        if product is None:
+            product = order.product
         return cls(
             id=order.id,
             status=OrderStatus(order.status),
             product_code=order.product_code,
-            product_name=order.product.name,
-            carrier_product_code=order.product.carrier_code,
+            product_name=product.name,
+            carrier_product_code=product.carrier_code,
             kind=OrderKind(order.kind),
             msisdn=order.msisdn,
             details=order.details,
@@ -68,7 +72,7 @@ class OrderOut(BaseModel):
 )
 async def create_order(
     body: OrderRequest,
-    employee: CurrentEmployee,
+    employee: OrderingEmployee,
     db: Db,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> JSONResponse:
@@ -79,26 +83,25 @@ async def create_order(
             "so that a retry never orders twice.",
             title="Idempotency-Key required",
         )
-    order = await place_order(
+    order, product = await place_order(
         db,
         employee=employee,
         product_code=body.product_code,
         details=body.details,
         idempotency_key=idempotency_key.strip(),
     )
-    await db.refresh(order, attribute_names=["product"])
     return JSONResponse(
-        OrderOut.of(order).model_dump(mode="json"),
+        OrderOut.of(order, product).model_dump(mode="json"),
         status_code=202,
         headers={"Location": f"/api/v1/orders/{order.id}"},
     )
 
 
 @router.get("/orders")
-async def list_orders(employee: CurrentEmployee, db: Db) -> list[OrderOut]:
+async def list_orders(employee: SignedInEmployee, db: Db) -> list[OrderOut]:
     return [OrderOut.of(o) for o in await orders_of(db, employee)]
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: uuid.UUID, employee: CurrentEmployee, db: Db) -> OrderOut:
+async def get_order(order_id: uuid.UUID, employee: SignedInEmployee, db: Db) -> OrderOut:
     return OrderOut.of(await order_of(db, employee, order_id))
