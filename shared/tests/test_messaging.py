@@ -73,9 +73,14 @@ def _event(order_id: uuid.UUID | None = None) -> Envelope[EventPayload]:
 
 
 async def _relay(db: Db, connection: AbstractRobustConnection, **kwargs: float) -> OutboxRelay:
-    exchange = await declare_exchange(await confirming_channel(connection))
+    channel = await confirming_channel(connection)
+    exchange = await declare_exchange(channel)
     return OutboxRelay(
-        service="test", sessions=db.sessions, outbox=db.tables.outbox, publisher=Publisher(exchange), **kwargs
+        service="test",
+        sessions=db.sessions,
+        outbox=db.tables.outbox,
+        publisher=Publisher(exchange, channel),
+        **kwargs,
     )  # type: ignore[arg-type]
 
 

@@ -28,7 +28,8 @@ from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.devstack import Stack, StackConfig, free_port
 from mport_shared.events import OrderCompleted, OrderSubmitted, envelop
 from mport_shared.messaging.connection import confirming_channel, connect
-from mport_shared.messaging.outbox import OutboxRelay, PipelinedPublisher, add_to_outbox
+from mport_shared.messaging.outbox import OutboxRelay, add_to_outbox
+from mport_shared.messaging.publisher import Publisher
 from mport_shared.messaging.tables import messaging_tables
 from mport_shared.messaging.topology import EXCHANGE, declare_exchange
 from mport_shared.testing import LOCAL_AMQP, LOCAL_POSTGRES, LOCAL_RABBITMQ_API, RabbitServer
@@ -136,7 +137,7 @@ async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
         service="bench",
         sessions=sessions,
         outbox=tables.outbox,
-        publisher=PipelinedPublisher(exchange, channel),
+        publisher=Publisher(exchange, channel),
     )
     started = time.perf_counter()
     published = 0

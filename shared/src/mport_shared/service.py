@@ -13,7 +13,8 @@ from mport_shared.db import create_engine, session_factory
 from mport_shared.logging import get_logger
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.consumer import Consumer, Handler
-from mport_shared.messaging.outbox import OutboxRelay, PipelinedPublisher
+from mport_shared.messaging.outbox import OutboxRelay
+from mport_shared.messaging.publisher import Publisher
 from mport_shared.messaging.tables import MessagingTables
 from mport_shared.messaging.topology import ServiceQueue, declare_all, declare_exchange
 from mport_shared.settings import ServiceSettings
@@ -49,7 +50,7 @@ class ServiceRuntime:
             service=self.name,
             sessions=self.sessions,
             outbox=self.tables.outbox,
-            publisher=PipelinedPublisher(exchange, publish_channel),
+            publisher=Publisher(exchange, publish_channel),
             poll_interval_s=self.settings.outbox_poll_interval_s,
         )
         self.relay.start()

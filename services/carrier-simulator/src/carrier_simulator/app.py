@@ -84,7 +84,7 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
 
 
 def _tmf622_router(book: OrderBook, behaviour: Behaviour, rng: random.Random) -> APIRouter:
-    def sometimes_unavailable() -> None:
+    async def sometimes_unavailable() -> None:  # async: no thread-pool hop per request
         # Refused before any work is done, as an overloaded gateway would: a retry is safe.
         if behaviour.unavailable_rate > 0 and rng.random() < behaviour.unavailable_rate:
             raise HTTPException(

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import aiormq
-from aio_pika.abc import AbstractChannel, AbstractExchange
 from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -16,7 +13,7 @@ from sqlalchemy.orm import Session
 from mport_shared import metrics
 from mport_shared.events import Envelope, EventPayload
 from mport_shared.logging import get_logger
-from mport_shared.messaging.publisher import OutgoingMessage, Publisher, to_amqp
+from mport_shared.messaging.publisher import OutgoingMessage, Publisher
 
 log = get_logger(__name__)
 
@@ -44,51 +41,6 @@ async def add_to_outbox(
         )
     )
     session.info[_ADDED] = True
-
-
-class PipelinedPublisher(Publisher):
-    """A Publisher whose batches are written in one go, then confirmed together.
-
-    aio-pika's publish keeps the channel locked until the connection's writer task has put that
-    one message on the socket, so the messages of a batch go out one per two or three turns of
-    the event loop. On a busy service that is milliseconds per message: a relay batch of ~300
-    rows took ~2 s in the order-worker under the bench load, and the relay became the bottleneck
-    of the whole flow. Here every message is handed to the writer without that wait (aiormq's
-    `wait=False`; the write queue is bounded, so there is still back-pressure), and the batch
-    then waits for the broker's confirms as before: each message must be acked, a nacked or
-    returned (unroutable, `mandatory`) one still fails, nothing counts as sent unconfirmed."""
-
-    def __init__(
-        self, exchange: AbstractExchange, channel: AbstractChannel, *, confirm_timeout_s: float = 10.0
-    ) -> None:
-        """`channel` is the (confirming) channel `exchange` was declared on."""
-        super().__init__(exchange, confirm_timeout_s=confirm_timeout_s)
-        self._channel = channel
-
-    async def publish_many(
-        self, messages: Sequence[OutgoingMessage], *, now: datetime
-    ) -> list[BaseException | None]:
-        if not messages:
-            return []
-        exchange = self._exchange
-        channel = await self._channel.get_underlay_channel()
-        if not isinstance(channel, aiormq.Channel):  # not the implementation this relies on
-            return await super().publish_many(messages, now=now)
-
-        async def publish(message: OutgoingMessage) -> None:
-            amqp = to_amqp(message, now=now)
-            await channel.basic_publish(
-                amqp.body,
-                exchange=exchange.name,
-                routing_key=message.routing_key,
-                properties=amqp.properties,
-                mandatory=True,
-                timeout=self._confirm_timeout_s,
-                wait=False,
-            )
-
-        results = await asyncio.gather(*(publish(m) for m in messages), return_exceptions=True)
-        return [r if isinstance(r, BaseException) else None for r in results]
 
 
 class OutboxRelay:
