@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from mport_shared.http import operations_router
-from mport_shared.logging import configure_logging
+from mport_shared.logging import configure_logging, get_logger
 from mport_shared.messaging.topology import PORTAL_API
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
@@ -34,6 +34,7 @@ from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
 
 SERVICE = "portal-api"
+log = get_logger(__name__)
 
 
 def create_app(
@@ -47,6 +48,9 @@ def create_app(
     live_feed = LiveFeed(hub=live_hub, sessions=runtime.sessions)
     oidc_http: httpx.AsyncClient | None = None
     oidc: OidcClient | None = None
+    if not settings.is_local and not settings.oidc_configured:
+        # Starts anyway (health, API for signed sessions), but say loudly why nobody can sign in.
+        log.warning("production mode without OIDC_ISSUER/OIDC_CLIENT_ID: nobody can sign in")
     if settings.oidc_configured:
         oidc_http = httpx.AsyncClient(transport=oidc_transport, timeout=10.0)
         oidc = make_client(settings, oidc_http)
