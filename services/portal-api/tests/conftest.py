@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from mport_shared.db import create_engine, session_factory
+from mport_shared.events import Billing, EmployeeCharge, Envelope, OrderKind, OrderSnapshot, envelop
+from mport_shared.messaging.connection import confirming_channel, connect
+from mport_shared.messaging.topology import declare_exchange
 from mport_shared.testing import MakeDatabase
 from portal_api.main import create_app
-from portal_api.seed import seed
+from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
 from portal_api.settings import PortalSettings
 
 
@@ -61,3 +68,54 @@ async def make_portal(make_database: MakeDatabase, amqp_url: str) -> AsyncIterat
 @pytest.fixture
 async def portal(make_portal: MakePortal) -> Portal:
     return await make_portal()
+
+
+# ---- helpers for tests that play the workers' part on the bus ----
+
+
+async def place_order(
+    client: httpx.AsyncClient, csrf: str, product_code: str, **details: str
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/orders",
+        json={"product_code": product_code, "details": details},
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    order: dict[str, Any] = response.json()
+    return order
+
+
+def snapshot(order: dict[str, Any], employee_id: uuid.UUID = KARI.id) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=uuid.UUID(order["id"]),
+        company_id=DEMO_COMPANY_ID,
+        employee_id=employee_id,
+        employee_number="1001",
+        msisdn=order["msisdn"],
+        product_code=order["product_code"],
+        carrier_product_code=order["carrier_product_code"],
+        kind=OrderKind(order["kind"]),
+        action="add",
+        employee_charge=EmployeeCharge(
+            amount_ore=order["employee_charge_ore"], billing=Billing(order["billing"])
+        ),
+        placed_at=datetime.now(UTC),
+    )
+
+
+async def publish(amqp_url: str, *envelopes: Envelope[Any]) -> None:
+    connection = await connect(amqp_url, name="test-publisher")
+    try:
+        exchange = await declare_exchange(await confirming_channel(connection))
+        for envelope in envelopes:
+            await exchange.publish(
+                aio_pika.Message(envelope.model_dump_json().encode(), type=envelope.type),
+                routing_key=envelope.type,
+            )
+    finally:
+        await connection.close()
+
+
+def worker_event(payload: Any) -> Envelope[Any]:
+    return envelop(payload, source="/mport/order-worker", correlation_id="test")

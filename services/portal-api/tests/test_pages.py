@@ -13,29 +13,21 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from mport_shared.devstack import free_port
 from mport_shared.events import (
-    Billing,
-    EmployeeCharge,
-    Envelope,
     OrderCompleted,
     OrderFailed,
-    OrderKind,
-    OrderSnapshot,
     OrderSubmitted,
-    envelop,
 )
-from mport_shared.messaging.connection import confirming_channel, connect
-from mport_shared.messaging.topology import declare_exchange
 from mport_shared.testing import wait_for
-from portal_api.seed import DEMO_COMPANY_ID, HAKON, KARI
+from portal_api.seed import HAKON, KARI
 
-from .conftest import MakePortal, Portal, sign_in
+from .conftest import MakePortal, Portal, publish, sign_in, snapshot, worker_event
+from .conftest import place_order as place
 
 pytestmark = pytest.mark.integration
 
@@ -127,52 +119,6 @@ async def browser_sign_in(client: httpx.AsyncClient, email: str, *, next_path: s
     assert response.status_code == 303, response.text
     assert response.headers["location"] == next_path
     return client.cookies["csrftoken"]
-
-
-async def place(client: httpx.AsyncClient, csrf: str, product_code: str, **details: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/orders",
-        json={"product_code": product_code, "details": details},
-        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert response.status_code == 202, response.text
-    order: dict[str, Any] = response.json()
-    return order
-
-
-def snapshot(order: dict[str, Any], employee_id: uuid.UUID = KARI.id) -> OrderSnapshot:
-    return OrderSnapshot(
-        order_id=uuid.UUID(order["id"]),
-        company_id=DEMO_COMPANY_ID,
-        employee_id=employee_id,
-        employee_number="1001",
-        msisdn=order["msisdn"],
-        product_code=order["product_code"],
-        carrier_product_code=order["carrier_product_code"],
-        kind=OrderKind(order["kind"]),
-        action="add",
-        employee_charge=EmployeeCharge(
-            amount_ore=order["employee_charge_ore"], billing=Billing(order["billing"])
-        ),
-        placed_at=datetime.now(UTC),
-    )
-
-
-async def publish(amqp_url: str, *envelopes: Envelope[Any]) -> None:
-    connection = await connect(amqp_url, name="test-publisher")
-    try:
-        exchange = await declare_exchange(await confirming_channel(connection))
-        for envelope in envelopes:
-            await exchange.publish(
-                aio_pika.Message(envelope.model_dump_json().encode(), type=envelope.type),
-                routing_key=envelope.type,
-            )
-    finally:
-        await connection.close()
-
-
-def worker_event(payload: Any) -> Envelope[Any]:
-    return envelop(payload, source="/mport/order-worker", correlation_id="test")
 
 
 @contextlib.asynccontextmanager

@@ -6,73 +6,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from mport_shared.events import (
-    Billing,
-    EmployeeCharge,
-    Envelope,
-    EventPayload,
     OrderCompleted,
     OrderFailed,
-    OrderKind,
-    OrderSnapshot,
     OrderSubmitted,
-    envelop,
 )
-from mport_shared.messaging.connection import confirming_channel, connect
-from mport_shared.messaging.topology import declare_exchange
 from mport_shared.testing import wait_for
 
-from .conftest import Portal, sign_in
+from .conftest import Portal, place_order, publish, sign_in, snapshot, worker_event
 
 pytestmark = pytest.mark.integration
 
 
-async def publish(portal: Portal, *envelopes: Envelope[Any]) -> None:
-    connection = await connect(portal.amqp_url, name="test-publisher")
-    try:
-        exchange = await declare_exchange(await confirming_channel(connection))
-        for envelope in envelopes:
-            await exchange.publish(
-                aio_pika.Message(envelope.model_dump_json().encode(), type=envelope.type),
-                routing_key=envelope.type,
-            )
-    finally:
-        await connection.close()
-
-
 async def place(client: httpx.AsyncClient, product_code: str) -> dict[str, Any]:
-    csrf = await sign_in(client, "kari.nordmann@demo.no")
-    response = await client.post(
-        "/api/v1/orders",
-        json={"product_code": product_code},
-        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert response.status_code == 202
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def snapshot(order: dict[str, Any]) -> OrderSnapshot:
-    return OrderSnapshot(
-        order_id=uuid.UUID(order["id"]),
-        company_id=uuid.uuid4(),
-        employee_id=uuid.uuid4(),
-        employee_number="1001",
-        msisdn=order["msisdn"],
-        product_code=order["product_code"],
-        carrier_product_code=order["carrier_product_code"],
-        kind=OrderKind(order["kind"]),
-        action="add",
-        employee_charge=EmployeeCharge(amount_ore=0, billing=Billing.MONTHLY),
-        placed_at=datetime.now(UTC),
-    )
-
-
-def env(payload: EventPayload) -> Envelope[Any]:
-    return envelop(payload, source="/mport/order-worker", correlation_id="c")
+    return await place_order(client, await sign_in(client, "kari.nordmann@demo.no"), product_code)
 
 
 async def wait_status(client: httpx.AsyncClient, order_id: str, status: str) -> dict[str, Any]:
@@ -92,19 +41,23 @@ async def test_a_late_submitted_after_completed_changes_nothing_and_a_duplicate_
     async with portal.client() as client:
         order = await place(client, "nettvern")
         now = datetime.now(UTC)
-        completed = env(OrderCompleted(order=snapshot(order), carrier_order_id="carrier-1", completed_at=now))
-        await publish(portal, completed)
+        completed = worker_event(
+            OrderCompleted(order=snapshot(order), carrier_order_id="carrier-1", completed_at=now)
+        )
+        await publish(portal.amqp_url, completed)
         await wait_status(client, order["id"], "completed")
-        late = env(OrderSubmitted(order_id=uuid.UUID(order["id"]), carrier_order_id="late", submitted_at=now))
-        failed = env(
+        late = worker_event(
+            OrderSubmitted(order_id=uuid.UUID(order["id"]), carrier_order_id="late", submitted_at=now)
+        )
+        failed = worker_event(
             OrderFailed(order=snapshot(order), carrier_order_id=None, reason="too late", failed_at=now)
         )
-        await publish(portal, late, completed, failed)  # a late one, a redelivery, a contradiction
+        await publish(portal.amqp_url, late, completed, failed)  # a late one, a redelivery, a contradiction
         # A marker event behind them: once it is applied, the ones before it were handled too.
         marker_order = await place(client, "tvilling")
         await publish(
-            portal,
-            env(
+            portal.amqp_url,
+            worker_event(
                 OrderSubmitted(order_id=uuid.UUID(marker_order["id"]), carrier_order_id="m", submitted_at=now)
             ),
         )
@@ -122,8 +75,8 @@ async def test_a_failed_order_carries_its_reason_and_changes_no_subscription(por
     async with portal.client() as client:
         order = await place(client, "bedrift-total-e")
         await publish(
-            portal,
-            env(
+            portal.amqp_url,
+            worker_event(
                 OrderFailed(
                     order=snapshot(order),
                     carrier_order_id="c-9",
@@ -142,8 +95,8 @@ async def test_a_completed_plan_change_updates_the_subscription(portal: Portal) 
     async with portal.client() as client:
         order = await place(client, "bedrift-total-e")
         await publish(
-            portal,
-            env(
+            portal.amqp_url,
+            worker_event(
                 OrderCompleted(order=snapshot(order), carrier_order_id="c-1", completed_at=datetime.now(UTC))
             ),
         )

@@ -43,7 +43,7 @@ def create_app(
     """The portal; `oidc_transport` lets a test put a fake identity provider behind "Bruk jobbkonto"."""
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
     status = OrderStatusHandlers(sessions=runtime.sessions)
-    runtime.handlers.update(status.handlers())  # type: ignore[arg-type]
+    runtime.handlers.update(status.handlers())
     live_hub = LiveHub()
     live_feed = LiveFeed(hub=live_hub, sessions=runtime.sessions)
     oidc_http: httpx.AsyncClient | None = None
@@ -71,7 +71,6 @@ def create_app(
     app = FastAPI(title="mPort portal API", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.runtime = runtime
-    app.state.order_status = status
     app.state.live_hub = live_hub
     app.state.oidc = oidc
     install_problem_handlers(app)

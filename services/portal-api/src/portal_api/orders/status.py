@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mport_shared.db import insert_if_absent
@@ -17,7 +16,7 @@ from mport_shared.events import (
     OrderSubmitted,
 )
 from mport_shared.logging import get_logger
-from mport_shared.messaging.consumer import PermanentFailure
+from mport_shared.messaging.consumer import Handler, PermanentFailure
 from mport_shared.messaging.inbox import claim_message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,16 +27,12 @@ from portal_api.orders.domain import OrderStatus, moves_forward
 log = get_logger(__name__)
 CONSUMER = "portal-api"
 
-OrderListener = Callable[[Order], None]
-
 
 @dataclass
 class OrderStatusHandlers:
     sessions: async_sessionmaker[AsyncSession]
-    # Told about every status change after it is committed (the live page updates listen here).
-    listeners: list[OrderListener] = field(default_factory=list)
 
-    def handlers(self) -> dict[str, Callable[[Envelope[EventPayload]], object]]:
+    def handlers(self) -> dict[str, Handler]:
         return {
             OrderSubmitted.event_type: self.on_event,
             OrderCompleted.event_type: self.on_event,
@@ -45,15 +40,12 @@ class OrderStatusHandlers:
         }
 
     async def on_event(self, envelope: Envelope[EventPayload]) -> None:
-        changed: Order | None = None
+        # The live pages learn of changes from the bus themselves (portal_api.live), not from here.
         async with self.sessions.begin() as session:
             if not await claim_message(session, tables.inbox, consumer=CONSUMER, message_id=envelope.id):
                 log.info("duplicate status event ignored", message_id=envelope.id)
                 return
-            changed = await self._apply(session, envelope.data)
-        if changed is not None:
-            for listener in self.listeners:
-                listener(changed)
+            await self._apply(session, envelope.data)
 
     async def _apply(self, session: AsyncSession, event: EventPayload) -> Order | None:
         match event:
