@@ -79,6 +79,22 @@ async def publish(broker: AbstractRobustConnection, body: bytes, routing_key: st
     await channel.close()
 
 
+async def send(broker: AbstractRobustConnection, event: OrderPlaced) -> None:
+    envelope = envelop(event, source="/t", correlation_id=str(event.order.order_id))
+    await publish(broker, envelope.model_dump_json().encode(), OrderPlaced.event_type)
+
+
+async def wait_completed(
+    queue: AbstractQueue, order_id: uuid.UUID, trail: list[str], *, timeout_s: float
+) -> None:
+    """Collect the order's status events into `trail` until OrderCompleted is among them."""
+
+    async def completed() -> bool:
+        return OrderCompleted.event_type in await trail_of(queue, order_id, trail)
+
+    await wait_for(completed, timeout_s=timeout_s, what=f"OrderCompleted for {order_id}")
+
+
 async def trail_of(queue: AbstractQueue, order_id: uuid.UUID, into: list[str]) -> list[str]:
     """Collect the status event types seen so far for one order."""
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
@@ -112,11 +128,7 @@ async def test_a_duplicated_order_placed_makes_one_carrier_order_and_one_status_
         await publish(broker, raw, OrderPlaced.event_type)
 
     trail: list[str] = []
-
-    async def completed() -> bool:
-        return OrderCompleted.event_type in await trail_of(status_trail, event.order.order_id, trail)
-
-    await wait_for(completed, timeout_s=20, what="OrderCompleted")
+    await wait_completed(status_trail, event.order.order_id, trail, timeout_s=20)
     await asyncio.sleep(1.0)  # give a duplicate, if one were coming, the time to show up
     await trail_of(status_trail, event.order.order_id, trail)
     assert trail == [OrderSubmitted.event_type, OrderCompleted.event_type]
@@ -128,11 +140,7 @@ async def test_a_carrier_rejection_is_a_failed_order_with_the_reason(
 ) -> None:
     await make_stack("carrier-simulator", "order-worker")
     event = order_placed(product="No-Such-Offering")
-    await publish(
-        broker,
-        envelop(event, source="/t", correlation_id="c").model_dump_json().encode(),
-        OrderPlaced.event_type,
-    )
+    await send(broker, event)
     failed: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     async def got_failed() -> bool:
@@ -156,11 +164,7 @@ async def test_a_worker_killed_mid_order_loses_nothing_and_duplicates_nothing(
         extra_env={"carrier-simulator": {"CARRIER_SIM_LATENCY_MS": "3000"}},
     )
     event = order_placed()
-    await publish(
-        broker,
-        envelop(event, source="/t", correlation_id="c").model_dump_json().encode(),
-        OrderPlaced.event_type,
-    )
+    await send(broker, event)
 
     async def at_carrier() -> bool:
         return len(await carrier_orders(stack, event.order.order_id)) == 1
@@ -171,11 +175,7 @@ async def test_a_worker_killed_mid_order_loses_nothing_and_duplicates_nothing(
     await stack.start("order-worker")
 
     trail: list[str] = []
-
-    async def completed() -> bool:
-        return OrderCompleted.event_type in await trail_of(status_trail, event.order.order_id, trail)
-
-    await wait_for(completed, timeout_s=30, what="OrderCompleted after the restart")
+    await wait_completed(status_trail, event.order.order_id, trail, timeout_s=30)
     await asyncio.sleep(1.0)  # give a duplicate, if one were coming, the time to show up
     await trail_of(status_trail, event.order.order_id, trail)
     assert trail == [OrderSubmitted.event_type, OrderCompleted.event_type]
@@ -194,11 +194,7 @@ async def test_an_unavailable_carrier_is_retried_with_delays_until_it_answers(
         },
     )
     event = order_placed()
-    await publish(
-        broker,
-        envelop(event, source="/t", correlation_id="c").model_dump_json().encode(),
-        OrderPlaced.event_type,
-    )
+    await send(broker, event)
     await asyncio.sleep(1.0)  # at least one failed attempt, now waiting in a retry queue
     async with httpx.AsyncClient() as client:
         config = await client.put(
@@ -206,11 +202,7 @@ async def test_an_unavailable_carrier_is_retried_with_delays_until_it_answers(
         )
         config.raise_for_status()
     trail: list[str] = []
-
-    async def completed() -> bool:
-        return OrderCompleted.event_type in await trail_of(status_trail, event.order.order_id, trail)
-
-    await wait_for(completed, timeout_s=20, what="OrderCompleted once the carrier answered")
+    await wait_completed(status_trail, event.order.order_id, trail, timeout_s=20)
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{stack.url('order-worker')}/metrics")).text
     retried = [
@@ -231,11 +223,7 @@ async def test_sigterm_lets_the_worker_finish_the_order_in_hand_before_it_exits(
         extra_env={"carrier-simulator": {"CARRIER_SIM_LATENCY_MS": "2000"}},
     )
     event = order_placed()
-    await publish(
-        broker,
-        envelop(event, source="/t", correlation_id="c").model_dump_json().encode(),
-        OrderPlaced.event_type,
-    )
+    await send(broker, event)
 
     async def at_carrier() -> bool:
         return len(await carrier_orders(stack, event.order.order_id)) == 1
