@@ -68,10 +68,26 @@ class OrderPlaced(EventPayload):
 
 
 class OrderSubmitted(EventPayload):
+    """The carrier has accepted the order and is working on it."""
+
     event_type: ClassVar[str] = "mport.order.submitted.v1"
     order_id: uuid.UUID
     carrier_order_id: str
     submitted_at: datetime
+    # The carrier's own state (TMF622 ProductOrderStateType) and when it expects to be done.
+    carrier_state: str | None = None
+    expected_completion_at: datetime | None = None
+
+
+class OrderProgressed(EventPayload):
+    """The carrier order moved on without finishing: a new carrier state or expected completion date."""
+
+    event_type: ClassVar[str] = "mport.order.progressed.v1"
+    order_id: uuid.UUID
+    carrier_order_id: str
+    carrier_state: str
+    expected_completion_at: datetime | None = None
+    progressed_at: datetime
 
 
 class OrderCompleted(EventPayload):
@@ -81,11 +97,23 @@ class OrderCompleted(EventPayload):
     completed_at: datetime
 
 
+class OrderFailureCode(StrEnum):
+    """Why an order failed, for clients to switch on (the reason is text for people)."""
+
+    CARRIER_REJECTED = "carrier_rejected"  # the carrier refused or failed the order
+    CARRIER_DEADLINE_PASSED = "carrier_deadline_passed"  # with the carrier, but not done in time
+    CARRIER_UNREACHABLE = "carrier_unreachable"  # the carrier never took the order in time
+
+
 class OrderFailed(EventPayload):
+    """The order ended without being provisioned. Nothing is charged: `order.employee_charge` is
+    zero here, whatever the order would have cost."""
+
     event_type: ClassVar[str] = "mport.order.failed.v1"
     order: OrderSnapshot
     carrier_order_id: str | None
     reason: str
+    reason_code: OrderFailureCode = OrderFailureCode.CARRIER_REJECTED
     failed_at: datetime
 
 
@@ -119,6 +147,7 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     for cls in (
         OrderPlaced,
         OrderSubmitted,
+        OrderProgressed,
         OrderCompleted,
         OrderFailed,
         VerificationRequested,

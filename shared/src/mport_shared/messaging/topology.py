@@ -14,6 +14,7 @@ from mport_shared.events import (
     OrderCompleted,
     OrderFailed,
     OrderPlaced,
+    OrderProgressed,
     OrderSubmitted,
     VerificationCodeSent,
     VerificationDeliveryFailed,
@@ -44,6 +45,7 @@ PORTAL_API = ServiceQueue(
     "portal-api",
     (
         OrderSubmitted.event_type,
+        OrderProgressed.event_type,
         OrderCompleted.event_type,
         OrderFailed.event_type,
         VerificationCodeSent.event_type,
