@@ -15,6 +15,14 @@ from carrier_simulator.orders import SIMULATED_FAILURE_REASON
 
 ORDERS = "/tmf-api/productOrderingManagement/v5/productOrder"
 TERMINAL = {"completed", "failed"}
+QUIET_CONFIG = {
+    "latency_ms": 0,
+    "latency_jitter_ms": 0,
+    "failure_rate": 0.0,
+    "unavailable_rate": 0.0,
+    "notification_drop_rate": 0.0,
+    "down": False,
+}
 
 
 @asynccontextmanager
@@ -251,7 +259,7 @@ async def test_config_can_make_the_carrier_unavailable_at_run_time() -> None:
         await client.put("/simulator/config", json={"unavailable_rate": 0.0})
         accepted = await client.post(ORDERS, json=order_body())
 
-    assert changed.json() == {"latency_ms": 0, "failure_rate": 0.0, "unavailable_rate": 1.0}
+    assert changed.json() == QUIET_CONFIG | {"unavailable_rate": 1.0}
     assert refused.status_code == 503
     assert refused.json()["@type"] == "Error"
     assert refused.json()["code"] == "SERVICE_UNAVAILABLE"
@@ -269,7 +277,7 @@ async def test_config_rejects_bad_values(change: dict[str, Any]) -> None:
 
     assert response.status_code == 400
     assert response.json()["@type"] == "Error"
-    assert config.json() == {"latency_ms": 0, "failure_rate": 0.0, "unavailable_rate": 0.0}
+    assert config.json() == QUIET_CONFIG
 
 
 async def test_oldest_orders_are_forgotten_beyond_max_orders() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -30,6 +31,9 @@ DEFAULT_OFFERINGS: tuple[str, ...] = (
     "BT-F-100GB",
 )
 
+# A SIM shipped by post can take a couple of days; nothing a test needs is slower than that.
+MAX_LATENCY_MS = 48 * 3600 * 1000
+
 
 class SimulatorSettings(BaseSettings):
     """Where the simulator listens and how slow, flaky and strict it starts out."""
@@ -38,9 +42,28 @@ class SimulatorSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
-    latency_ms: int = Field(default=0, ge=0)
+    latency_ms: int = Field(default=0, ge=0, le=MAX_LATENCY_MS)
+    # Each order takes latency_ms plus a uniform random share of this, decided when it arrives.
+    latency_jitter_ms: int = Field(default=0, ge=0, le=MAX_LATENCY_MS)
     failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     unavailable_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Absent altogether: every TMF622 route answers 503 and no notification goes out.
+    down: bool = False
+    # Share of notifications never sent (per notification and hub), to simulate lost ones.
+    notification_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    notification_timeout_s: float = Field(default=5.0, gt=0)
+    notification_retry_initial_delay_s: float = Field(default=0.5, gt=0)
+    notification_retry_max_delay_s: float = Field(default=30.0, gt=0)
+    # A notification not delivered this long after its state change is dropped with a log line.
+    notification_max_age_s: float = Field(default=3600.0, gt=0)
+    # Requests in flight per hub; each order always uses the same one, which keeps its order.
+    notification_concurrency: int = Field(default=8, ge=1, le=256)
+    # Notifications waiting per hub; beyond it the oldest is dropped, so a listener gone for
+    # hours cannot grow the process without bound (~1.5 kB each).
+    notification_max_pending: int = Field(default=100_000, ge=1)
+    # When set, orders and hubs survive a restart (JSON, rewritten atomically).
+    state_file: Path | None = None
+    state_save_interval_s: float = Field(default=0.5, gt=0)
     # NoDecode: the environment gives a comma-separated list, not JSON.
     known_offerings: Annotated[tuple[str, ...], NoDecode] = DEFAULT_OFFERINGS
     # Orders are kept in memory; the oldest are forgotten beyond this so a long benchmark

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 BASE_PATH = "/tmf-api/productOrderingManagement/v5"
+DOMAIN = "productOrderingManagement"
 
 
 class TmfModel(BaseModel):
@@ -214,3 +216,59 @@ class Error(TmfModel):
     status: str | None = None
     reference_error: str | None = Field(default=None, alias="referenceError")
     type: Literal["Error"] = Field(default="Error", alias="@type")
+
+
+class HubCreate(TmfModel):
+    """Hub_FVO: the body of `POST /hub`, where the listener wants its notifications."""
+
+    callback: str
+    query: str | None = None
+    # Optional here although Extensible requires it: clients commonly leave it out.
+    type: str | None = Field(default=None, alias="@type")
+
+    @field_validator("callback")
+    @classmethod
+    def _callback_is_an_absolute_http_url(cls, callback: str) -> str:
+        try:
+            parts = urlsplit(callback)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises ValueError when the port is not a number
+        except ValueError:
+            valid = False
+        if not valid or any(ch.isspace() or not ch.isprintable() for ch in callback):
+            raise ValueError("callback must be an absolute http or https URL")
+        return callback
+
+
+class Hub(TmfModel):
+    """Hub: a registered listener."""
+
+    id: str
+    href: str
+    callback: str
+    query: str | None = None
+    type: Literal["Hub"] = Field(default="Hub", alias="@type")
+
+
+class ProductOrderStateChangeEventPayload(TmfModel):
+    """What a ProductOrderStateChangeEvent is about: the order as it is after the change."""
+
+    product_order: ProductOrder = Field(alias="productOrder")
+
+
+class ProductOrderStateChangeEvent(TmfModel):
+    """ProductOrderStateChangeEvent (an Event), posted to each hub's listener."""
+
+    event_id: str = Field(alias="eventId")
+    event_time: datetime = Field(alias="eventTime")
+    event_type: Literal["ProductOrderStateChangeEvent"] = Field(
+        default="ProductOrderStateChangeEvent", alias="eventType"
+    )
+    correlation_id: str | None = Field(default=None, alias="correlationId")
+    domain: str = DOMAIN
+    title: str = "ProductOrderStateChangeEvent"
+    event: ProductOrderStateChangeEventPayload
+    type: Literal["ProductOrderStateChangeEvent"] = Field(
+        default="ProductOrderStateChangeEvent", alias="@type"
+    )
+    base_type: Literal["Event"] = Field(default="Event", alias="@baseType")
