@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -15,12 +15,13 @@ from order_worker.adapters.carrier import (
     CarrierOrder,
     CarrierOrderRequest,
     CarrierOrderState,
+    CarrierOrderUnknown,
     CarrierRejected,
     CarrierResponseInvalid,
-    CarrierStillProcessing,
     CarrierUnavailable,
     Tmf622Carrier,
-    wait_until_terminal,
+    look_again,
+    parse_state_change,
 )
 
 BASE_URL = "http://carrier.test/tmf-api/productOrderingManagement/v5"
@@ -64,26 +65,13 @@ def tmf_error(status_code: int, reason: str, message: str | None = None) -> http
     return httpx.Response(status_code, json=body)
 
 
-class ScriptedCarrier:
-    """A Carrier whose get() plays back a list of answers, recording when it was asked."""
-
-    def __init__(self, answers: list[CarrierOrder | Exception]) -> None:
-        self._answers = answers
-        self.asked_at: list[float] = []
-
-    async def submit(self, request: CarrierOrderRequest) -> CarrierOrder:
-        raise NotImplementedError
-
-    async def get(self, carrier_order_id: str) -> CarrierOrder:
-        self.asked_at.append(time.monotonic())
-        answer = self._answers.pop(0) if len(self._answers) > 1 else self._answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def carrier_order(state: CarrierOrderState) -> CarrierOrder:
-    return CarrierOrder(id="c-1", external_id="ord-1", state=state, failure_reason=None)
+async def until_terminal(carrier: Tmf622Carrier, order: CarrierOrder) -> CarrierOrder:
+    for _ in range(200):
+        if order.is_terminal:
+            return order
+        await asyncio.sleep(0.01)
+        order = await carrier.get(order.id)
+    raise AssertionError(f"carrier order {order.id} still {order.state}")
 
 
 async def test_submitting_twice_makes_one_carrier_order() -> None:
@@ -102,7 +90,7 @@ async def test_submitting_twice_makes_one_carrier_order() -> None:
 async def test_submitted_order_completes() -> None:
     async with simulated() as (carrier, _):
         submitted = await carrier.submit(order_request())
-        final = await wait_until_terminal(carrier, submitted, timeout_s=2.0)
+        final = await until_terminal(carrier, submitted)
 
     assert final.state is CarrierOrderState.COMPLETED
     assert final.is_terminal
@@ -138,7 +126,7 @@ async def test_submit_sends_a_tmf622_product_order() -> None:
 async def test_unknown_offering_ends_failed_with_the_carriers_reason() -> None:
     async with simulated() as (carrier, _):
         submitted = await carrier.submit(order_request(offering="Surf-999GB"))
-        final = await wait_until_terminal(carrier, submitted, timeout_s=2.0)
+        final = await until_terminal(carrier, submitted)
 
     assert final.state is CarrierOrderState.FAILED
     assert final.is_terminal
@@ -151,10 +139,28 @@ async def test_simulated_outage_is_unavailable() -> None:
             await carrier.submit(order_request())
 
 
-async def test_unknown_carrier_order_is_unavailable_not_rejected() -> None:
+async def test_an_order_the_carrier_does_not_know_is_unknown_not_rejected() -> None:
     async with simulated() as (carrier, _):
-        with pytest.raises(CarrierUnavailable, match="404"):
+        with pytest.raises(CarrierOrderUnknown, match="no-such-order"):
             await carrier.get("no-such-order")
+
+
+async def test_the_carriers_expected_completion_date_is_read() -> None:
+    async with simulated(latency_ms=3_600_000) as (carrier, _):
+        submitted = await carrier.submit(order_request())
+    assert submitted.expected_completion is not None
+    assert submitted.expected_completion.tzinfo is not None
+
+
+async def test_a_first_look_reads_an_unfinished_order_once_more_and_keeps_it_through_an_outage() -> None:
+    acknowledged = CarrierOrder(
+        id="c-1", external_id="o", state=CarrierOrderState.ACKNOWLEDGED, failure_reason=None
+    )
+    async with scripted(lambda _: tmf_error(503, "busy")) as carrier:
+        assert await look_again(carrier, acknowledged, after_s=0) is acknowledged
+    done = {"id": "c-1", "state": "completed", "@type": "ProductOrder"}
+    async with scripted(lambda _: httpx.Response(200, json=done)) as carrier:
+        assert (await look_again(carrier, acknowledged, after_s=0)).state is CarrierOrderState.COMPLETED
 
 
 @pytest.mark.parametrize("status_code", [500, 502, 503, 504, 429, 408, 404, 401, 403])
@@ -230,73 +236,52 @@ async def test_conflict_on_a_repeated_external_id_finds_the_first_order() -> Non
     )
 
 
-async def test_wait_gives_up_at_the_deadline_with_the_last_state() -> None:
-    async with simulated(latency_ms=60_000) as (carrier, _):
-        submitted = await carrier.submit(order_request())
-        started = time.monotonic()
-        with pytest.raises(CarrierStillProcessing) as raised:
-            await wait_until_terminal(carrier, submitted, timeout_s=0.1)
-        waited = time.monotonic() - started
+async def test_a_listener_is_registered_with_a_hub_and_removed_again() -> None:
+    seen: list[tuple[str, str, Any]] = []
 
-    assert raised.value.order.id == submitted.id
-    assert raised.value.order.state is CarrierOrderState.ACKNOWLEDGED
-    assert 0.1 <= waited < 1.0
+    def hub(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        seen.append((request.method, request.url.path, body))
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "hub-1", "callback": body["callback"], "@type": "Hub"})
+        return httpx.Response(204)
 
+    async with scripted(hub) as carrier:
+        hub_id = await carrier.register_listener("http://worker:8091/?token=t")
+        await carrier.unregister_listener(hub_id)
 
-async def test_wait_follows_a_slow_order_to_its_end() -> None:
-    async with simulated(latency_ms=100) as (carrier, _):
-        submitted = await carrier.submit(order_request())
-        final = await wait_until_terminal(carrier, submitted, timeout_s=2.0)
-
-    assert final.state is CarrierOrderState.COMPLETED
-
-
-async def test_wait_returns_a_finished_order_without_asking() -> None:
-    fake = ScriptedCarrier([RuntimeError("must not be asked")])
-    done = carrier_order(CarrierOrderState.FAILED)
-
-    assert await wait_until_terminal(fake, done, timeout_s=1.0) is done
-    assert fake.asked_at == []
+    assert hub_id == "hub-1"
+    assert seen[0][:2] == ("POST", "/tmf-api/productOrderingManagement/v5/hub")
+    assert seen[0][2]["callback"] == "http://worker:8091/?token=t"
+    assert seen[1][:2] == ("DELETE", "/tmf-api/productOrderingManagement/v5/hub/hub-1")
 
 
-async def test_wait_polls_through_an_outage() -> None:
-    completed = carrier_order(CarrierOrderState.COMPLETED)
-    fake = ScriptedCarrier([CarrierUnavailable("503"), CarrierUnavailable("503"), completed])
-
-    final = await wait_until_terminal(fake, carrier_order(CarrierOrderState.ACKNOWLEDGED), timeout_s=2.0)
-
-    assert final is completed
-    assert len(fake.asked_at) == 3
+async def test_removing_a_hub_the_carrier_no_longer_knows_is_no_error() -> None:
+    async with scripted(lambda _: tmf_error(404, "No such hub")) as carrier:
+        await carrier.unregister_listener("gone")
 
 
-async def test_wait_during_a_long_outage_ends_still_processing() -> None:
-    fake = ScriptedCarrier([CarrierUnavailable("503")])
+def test_a_state_change_notification_names_its_order_and_claims_a_state() -> None:
+    body = {
+        "eventId": "1",
+        "eventType": "ProductOrderStateChangeEvent",
+        "event": {"productOrder": {"id": "c-9", "state": "completed",
+                                   "externalId": [{"id": "ord-1", "@type": "ExternalIdentifier"}]}},
+    }  # fmt: skip
+    notice = parse_state_change(json.dumps(body).encode())
+    assert (notice.carrier_order_id, notice.external_ids) == ("c-9", ("ord-1",))
+    assert notice.claimed_state is CarrierOrderState.COMPLETED
+    # The v5 schema calls the payload stateChangeEvent; an unknown state claims nothing.
+    other = parse_state_change(b'{"stateChangeEvent": {"productOrder": {"id": "c-9", "state": "odd"}}}')
+    assert (other.carrier_order_id, other.claimed_state) == ("c-9", None)
 
-    with pytest.raises(CarrierStillProcessing) as raised:
-        await wait_until_terminal(fake, carrier_order(CarrierOrderState.IN_PROGRESS), timeout_s=0.05)
 
-    assert isinstance(raised.value.__cause__, CarrierUnavailable)
-
-
-async def test_wait_polls_with_growing_delays_up_to_the_cap() -> None:
-    fake = ScriptedCarrier([carrier_order(CarrierOrderState.IN_PROGRESS)])
-
-    with pytest.raises(CarrierStillProcessing):
-        await wait_until_terminal(
-            fake,
-            carrier_order(CarrierOrderState.ACKNOWLEDGED),
-            timeout_s=0.6,
-            first_delay_s=0.01,
-            max_delay_s=0.05,
-        )
-
-    gaps = [later - earlier for earlier, later in pairwise(fake.asked_at)]
-    # Delays 0.01, 0.02, 0.04, then 0.05 each: about fourteen reads in 0.6 s. A fixed 0.01 s
-    # would read sixty times; doubling without the cap would reach a 0.32 s gap.
-    assert 8 <= len(fake.asked_at) <= 16
-    assert gaps[2] > gaps[0]
-    # Generous slack: the bound is about the cap, not about this machine's scheduling.
-    assert max(gaps) < 0.05 + 0.1
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b"[]", b'{"event": {}}', b'{"event": {"productOrder": {"id": ""}}}', b"\xff"]
+)
+def test_a_notification_that_names_no_order_is_refused(body: bytes) -> None:
+    with pytest.raises(ValueError, match=r"JSON|productOrder|object"):
+        parse_state_change(body)
 
 
 def test_request_keeps_msisdn_out_of_the_characteristics() -> None:

@@ -20,8 +20,17 @@ Setup = Callable[[AsyncExitStack], Awaitable[None]]
 
 
 def service_app(
-    *, title: str, runtime: ServiceRuntime, setup: Setup | None = None, **fastapi: Any
+    *,
+    title: str,
+    runtime: ServiceRuntime,
+    setup: Setup | None = None,
+    started: Setup | None = None,
+    **fastapi: Any,
 ) -> FastAPI:
+    """`setup` runs before the runtime starts (what it enters closes after the runtime stops);
+    `started` runs once it has started (what it enters closes first, while the database and the
+    outbox relay still work)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as resources:
@@ -29,7 +38,10 @@ def service_app(
                 await setup(resources)
             await runtime.start()
             try:
-                yield
+                async with AsyncExitStack() as background:
+                    if started is not None:
+                        await started(background)
+                    yield
             finally:
                 await runtime.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from contextlib import AsyncExitStack
 
 import httpx
@@ -12,37 +13,105 @@ from mport_shared.messaging.topology import ORDER_WORKER
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
 
-from order_worker.adapters.carrier import Tmf622Carrier
-from order_worker.handlers import OrderProvisioning
+from order_worker.adapters.carrier import Carrier, Tmf622Carrier
+from order_worker.domain import Schedule
+from order_worker.listener import LISTENER_PATH, ListenerRegistration, NoticeQueue, listener_endpoint
 from order_worker.models import tables
+from order_worker.provisioning import OrderProvisioning
+from order_worker.reconciler import Reconciler
 from order_worker.settings import OrderWorkerSettings
+from order_worker.store import ProvisioningStore
 
 SERVICE = "order-worker"
 
 
-def create_app(settings: OrderWorkerSettings) -> FastAPI:
+def schedule_of(settings: OrderWorkerSettings) -> Schedule:
+    return Schedule(
+        deadlines_s=dict(settings.order_deadlines_s),
+        submit_first_s=settings.submit_retry_first_s,
+        submit_max_s=settings.submit_retry_max_s,
+        check_first_s=settings.check_first_s,
+        check_max_s=settings.check_max_s,
+    )
+
+
+def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None) -> FastAPI:
+    """The worker; `carrier` replaces the TMF622 HTTP carrier (tests)."""
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=ORDER_WORKER)
+    store = ProvisioningStore(runtime.sessions)
+    secret = (
+        settings.carrier_listener_secret.get_secret_value()
+        if settings.carrier_listener_secret
+        else secrets.token_urlsafe(32)
+    )
+    provisioning = OrderProvisioning(
+        store=store,
+        carrier=carrier or _unset_carrier(),
+        schedule=schedule_of(settings),
+        first_look_s=settings.carrier_first_look_s,
+    )
+    notices = NoticeQueue(provisioning.on_notice, concurrency=settings.reconcile_concurrency)
+    provisioning.on_notice_ready = notices.put
+    runtime.handlers[OrderPlaced.event_type] = provisioning.on_order_placed
 
     async def setup(resources: AsyncExitStack) -> None:
-        client = await resources.enter_async_context(
-            httpx.AsyncClient(
-                base_url=settings.carrier_base_url,
-                timeout=settings.carrier_timeout_s,
-                # httpcore checks every pooled connection (one poll() each) on every request and
-                # response, so a pool larger than the carrier calls really in flight costs CPU on
-                # each call; kept-alive and maximum are equal so bursts do not churn connections.
-                limits=httpx.Limits(
-                    max_connections=settings.carrier_max_connections,
-                    max_keepalive_connections=settings.carrier_max_connections,
-                ),
+        if carrier is None:
+            client = await resources.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=settings.carrier_base_url,
+                    timeout=settings.carrier_timeout_s,
+                    # httpcore checks every pooled connection (one poll() each) on every request
+                    # and response, so a pool larger than the carrier calls really in flight costs
+                    # CPU on each call; kept-alive and maximum are equal so bursts do not churn.
+                    limits=httpx.Limits(
+                        max_connections=settings.carrier_max_connections,
+                        max_keepalive_connections=settings.carrier_max_connections,
+                    ),
+                )
             )
-        )
-        provisioning = OrderProvisioning(
-            sessions=runtime.sessions, carrier=Tmf622Carrier(client), carrier_wait_s=settings.carrier_wait_s
-        )
-        runtime.handlers[OrderPlaced.event_type] = provisioning.on_order_placed
+            provisioning.carrier = Tmf622Carrier(client)
 
-    return service_app(title="mPort order-worker", runtime=runtime, setup=setup)
+    async def started(background: AsyncExitStack) -> None:
+        # Closed in reverse: the hub goes first, then the notices and checks in hand finish,
+        # while the database and the outbox relay still work.
+        grace_s = settings.shutdown_grace_s / 2
+        reconciler = Reconciler(
+            provisioning=provisioning,
+            store=store,
+            poll_s=settings.reconcile_poll_s,
+            batch=settings.reconcile_batch,
+            concurrency=settings.reconcile_concurrency,
+            lease_s=settings.lease_s,
+        )
+        reconciler.start()
+        background.push_async_callback(reconciler.stop, grace_s=grace_s)
+        notices.start()
+        background.push_async_callback(notices.stop, grace_s=grace_s)
+        registration = ListenerRegistration(
+            carrier=provisioning.carrier,
+            sessions=runtime.sessions,
+            listener_url=settings.listener_url,
+            secret=secret,
+        )
+        registration.start()
+        background.push_async_callback(registration.stop)
+        app.state.registration = registration
+        app.state.reconciler = reconciler
+
+    app = service_app(title="mPort order-worker", runtime=runtime, setup=setup, started=started)
+    app.add_route(
+        LISTENER_PATH, listener_endpoint(notices, secret=secret), methods=["POST"], include_in_schema=False
+    )
+    app.state.provisioning = provisioning
+    return app
+
+
+def _unset_carrier() -> Carrier:
+    class _NotYet:
+        def __getattr__(self, name: str) -> object:
+            raise RuntimeError("the carrier client is made when the app starts")
+
+    return _NotYet()  # type: ignore[return-value]
 
 
 def main() -> None:

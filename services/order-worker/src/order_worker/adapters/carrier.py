@@ -1,10 +1,13 @@
-"""The carrier as the order-worker sees it: submit an order, read its state; over TMF622 v5 HTTP."""
+"""The carrier as the order-worker sees it: submit an order, read its state, subscribe to its
+state changes; over TMF622 v5 HTTP."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
@@ -35,7 +38,7 @@ class CarrierOrderState(StrEnum):
 
 
 # States the carrier never leaves; `partial` is one: some items were done and will stay so.
-_TERMINAL_STATES = frozenset(
+TERMINAL_STATES = frozenset(
     {
         CarrierOrderState.COMPLETED,
         CarrierOrderState.FAILED,
@@ -54,10 +57,11 @@ class CarrierOrder:
     external_id: str
     state: CarrierOrderState
     failure_reason: str | None
+    expected_completion: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in _TERMINAL_STATES
+        return self.state in TERMINAL_STATES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +92,15 @@ class Carrier(Protocol):
         ...
 
     async def get(self, carrier_order_id: str) -> CarrierOrder:
-        """The carrier order as it is now."""
+        """The carrier order as it is now; CarrierOrderUnknown if the carrier has no such order."""
+        ...
+
+    async def register_listener(self, callback: str) -> str:
+        """Ask the carrier to post its order state changes to `callback`; returns the hub id."""
+        ...
+
+    async def unregister_listener(self, hub_id: str) -> None:
+        """Stop the notifications of a hub registered before (an unknown hub is no error)."""
         ...
 
 
@@ -113,12 +125,9 @@ class CarrierRejected(CarrierError):
         self.status_code = status_code
 
 
-class CarrierStillProcessing(CarrierError):
-    """The carrier order was not finished by the deadline; `order` is how it was last seen."""
-
-    def __init__(self, order: CarrierOrder, *, timeout_s: float) -> None:
-        super().__init__(f"carrier order {order.id} still {order.state} after {timeout_s}s")
-        self.order = order
+class CarrierOrderUnknown(CarrierUnavailable):
+    """The carrier answered 404 for an order it acknowledged before (it lost it, or the order is not
+    visible yet): submitting again, which is idempotent by externalId, is the way back."""
 
 
 class _Wire(BaseModel):
@@ -142,6 +151,11 @@ class _ProductOrder(_Wire):
     external_id: list[_ExternalIdentifier] = Field(default_factory=list, alias="externalId")
     errors: list[_ErrorMessage] | None = Field(default=None, alias="productOrderErrorMessage")
     cancellation_reason: str | None = Field(default=None, alias="cancellationReason")
+    expected_completion_date: datetime | None = Field(default=None, alias="expectedCompletionDate")
+
+
+class _Hub(_Wire):
+    id: str = Field(min_length=1)
 
 
 class _Error(_Wire):
@@ -170,7 +184,22 @@ class Tmf622Carrier:
 
     async def get(self, carrier_order_id: str) -> CarrierOrder:
         response = await self._send("GET", f"productOrder/{quote(carrier_order_id, safe='')}")
+        if response.status_code == httpx.codes.NOT_FOUND:
+            raise CarrierOrderUnknown(f"carrier has no productOrder {carrier_order_id}: {_reason(response)}")
         return self._order_from(response)
+
+    async def register_listener(self, callback: str) -> str:
+        response = await self._send("POST", "hub", json={"callback": callback, "@type": "Hub"})
+        self._raise_for_status(response)
+        try:
+            return _Hub.model_validate_json(response.content).id
+        except ValidationError as exc:
+            raise CarrierResponseInvalid(f"carrier answered POST /hub without a Hub: {exc}") from exc
+
+    async def unregister_listener(self, hub_id: str) -> None:
+        response = await self._send("DELETE", f"hub/{quote(hub_id, safe='')}")
+        if response.status_code != httpx.codes.NOT_FOUND:
+            self._raise_for_status(response)
 
     async def _find_by_external_id(self, order_id: str, *, conflict: httpx.Response) -> CarrierOrder:
         response = await self._send("GET", "productOrder", params={"externalId": order_id})
@@ -242,6 +271,7 @@ class Tmf622Carrier:
             external_id=self._our_external_id(order) or fallback_external_id or "",
             state=order.state,
             failure_reason=_failure_reason(order),
+            expected_completion=order.expected_completion_date,
         )
 
     def _our_external_id(self, order: _ProductOrder) -> str | None:
@@ -306,32 +336,39 @@ async def look_again(carrier: Carrier, order: CarrierOrder, *, after_s: float) -
         return order
 
 
-async def wait_until_terminal(
-    carrier: Carrier,
-    order: CarrierOrder,
-    *,
-    timeout_s: float,
-    first_delay_s: float = 0.005,
-    max_delay_s: float = 0.5,
-) -> CarrierOrder:
-    """Poll the carrier with doubling delays until the order is finished or `timeout_s` passes.
+@dataclass(frozen=True, slots=True)
+class StateChangeNotice:
+    """What a ProductOrderStateChangeEvent claims: only a hint of which order to look at, since
+    anyone who can reach the listener can post one."""
 
-    An outage while polling does not end the wait: the order exists at the carrier, so a later
-    read will find it. If the deadline passes, CarrierStillProcessing carries the last state seen.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    delay = first_delay_s
-    outage: CarrierUnavailable | None = None
-    while not order.is_terminal:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise CarrierStillProcessing(order, timeout_s=timeout_s) from outage
-        await asyncio.sleep(min(delay, remaining))
-        delay = min(delay * 2, max_delay_s)
-        try:
-            order = await carrier.get(order.id)
-            outage = None
-        except CarrierUnavailable as exc:
-            outage = exc
-    return order
+    carrier_order_id: str
+    external_ids: tuple[str, ...]
+    claimed_state: CarrierOrderState | None
+
+
+def parse_state_change(body: bytes) -> StateChangeNotice:
+    """The order a TMF622 ProductOrderStateChangeEvent is about; ValueError if it names none.
+
+    The productOrder is read from `event` (the TMF622 v5 examples) or `stateChangeEvent` (the v5
+    schema's name for the same payload)."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError("the event is not a JSON object")
+    payload = raw.get("event") or raw.get("stateChangeEvent")
+    order = payload.get("productOrder") if isinstance(payload, dict) else None
+    if not isinstance(order, dict) or not isinstance(order.get("id"), str) or not order["id"]:
+        raise ValueError("the event names no productOrder id")
+    external = order.get("externalId")
+    external_ids = tuple(
+        str(item["id"])
+        for item in (external if isinstance(external, list) else ())
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    )
+    try:
+        claimed: CarrierOrderState | None = CarrierOrderState(str(order.get("state")))
+    except ValueError:
+        claimed = None
+    return StateChangeNotice(carrier_order_id=order["id"], external_ids=external_ids, claimed_state=claimed)

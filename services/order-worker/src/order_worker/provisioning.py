@@ -1,0 +1,268 @@
+"""Provisioning use cases: take an OrderPlaced to the carrier, check an open order, act on a
+carrier notification. None of them holds a broker delivery while the carrier works."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mport_shared.events import Envelope, EventPayload, OrderPlaced, OrderSnapshot
+from mport_shared.logging import get_logger
+from mport_shared.messaging.consumer import PermanentFailure
+
+from order_worker import metrics
+from order_worker.adapters.carrier import (
+    TERMINAL_STATES,
+    Carrier,
+    CarrierOrderRequest,
+    CarrierOrderUnknown,
+    CarrierRejected,
+    CarrierUnavailable,
+    StateChangeNotice,
+)
+from order_worker.domain import (
+    Observation,
+    Phase,
+    Provisioning,
+    Rejected,
+    Schedule,
+    Seen,
+    Unavailable,
+    Unknown,
+)
+from order_worker.store import ProvisioningStore, Stored
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class OrderProvisioning:
+    store: ProvisioningStore
+    carrier: Carrier
+    schedule: Schedule
+    # A first look this soon after submitting: a carrier that finishes at once (the simulator, a
+    # fast real one) then costs one transaction instead of two. 0 turns it off.
+    first_look_s: float = 0.005
+    clock: Clock = utc_now
+    rng: random.Random = field(default_factory=random.Random)
+    # Carrier orders known to be finished, so their late notifications cost no database read.
+    _finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    _finished_max: int = 10_000
+    # Carrier orders between the carrier's answer and our record of it: a notice about one of
+    # them waits until the record is committed, instead of finding no order.
+    _recording: dict[str, StateChangeNotice | None] = field(default_factory=dict)
+    on_notice_ready: Callable[[StateChangeNotice], None] | None = None
+
+    async def on_order_placed(self, envelope: Envelope[EventPayload]) -> None:
+        """Submit to the carrier (idempotent by our order id), record what happened, and ack.
+
+        A carrier that is away does not fail the message: the order is recorded as still to be
+        submitted, and the reconciler tries again until the order's deadline."""
+        if not isinstance(envelope.data, OrderPlaced):
+            raise PermanentFailure(f"order-worker cannot provision a {type(envelope.data).__name__}")
+        order = envelope.data.order
+        order_id = str(order.order_id)
+        if await self.store.exists(order_id):
+            log.info("duplicate OrderPlaced ignored", order_id=order_id)
+            return
+        provisioning = Provisioning.start(order, self.schedule)
+        seen = await self._submit(order)
+        carrier_order_id = seen.order.id if isinstance(seen, Seen) else None
+        if carrier_order_id is not None:
+            self._recording.setdefault(carrier_order_id, None)
+        try:
+            if isinstance(seen, Seen) and not seen.order.is_terminal and self.first_look_s > 0:
+                await asyncio.sleep(self.first_look_s)
+                again = await self._look(seen.order.id)
+                if isinstance(again, Seen):
+                    seen = again
+            provisioning.observe(seen, now=self.clock(), schedule=self.schedule, rng=self.rng, scheduled=True)
+            added = await self.store.add(
+                provisioning, message_id=envelope.id, traceparent=envelope.traceparent
+            )
+        finally:
+            waiting = self._recording.pop(carrier_order_id, None) if carrier_order_id else None
+        if not added:
+            log.info("duplicate OrderPlaced ignored", order_id=order_id)
+            return
+        self._log_outcome(provisioning)
+        if not provisioning.phase.is_open and carrier_order_id:
+            self._remember_finished(carrier_order_id)
+        elif waiting is not None and self.on_notice_ready is not None:
+            self.on_notice_ready(waiting)
+
+    async def check(self, stored: Stored) -> None:
+        """The due check of an open order (under its lease): submit again, or look it up."""
+        provisioning = stored.provisioning
+        if provisioning.phase is Phase.SUBMITTING:
+            seen = await self._submit(provisioning.order)
+        else:
+            assert provisioning.carrier_order_id is not None
+            seen = await self._look(provisioning.carrier_order_id)
+        await self._record(stored, seen, scheduled=True)
+
+    async def on_notice(self, notice: StateChangeNotice) -> None:
+        """A notification says a carrier order changed. Believe only the carrier's own answer to a
+        read of that order, and only for the order whose externalId it carries."""
+        carrier_order_id = notice.carrier_order_id
+        if carrier_order_id in self._finished:
+            metrics.NOTIFICATIONS.labels("finished").inc()
+            return
+        if carrier_order_id in self._recording:
+            self._recording[carrier_order_id] = notice
+            return
+        stored = await self.store.by_carrier_order_id(carrier_order_id)
+        if stored is None:
+            # Not recorded under this carrier id yet (a submit whose answer was lost): by our id.
+            for order_id in notice.external_ids:
+                candidate = await self.store.get(order_id)
+                if candidate is not None and candidate.provisioning.carrier_order_id in (
+                    None,
+                    carrier_order_id,
+                ):
+                    stored = candidate
+                    break
+        if stored is None:
+            metrics.NOTIFICATIONS.labels("unknown").inc()
+            log.info("notification for a carrier order we do not know", carrier_order_id=carrier_order_id)
+            return
+        provisioning = stored.provisioning
+        if not provisioning.phase.is_open:
+            self._remember_finished(carrier_order_id)
+            metrics.NOTIFICATIONS.labels("finished").inc()
+            return
+        claimed = notice.claimed_state
+        if (
+            claimed is not None
+            and claimed.value == provisioning.carrier_state
+            and claimed not in TERMINAL_STATES
+        ):
+            metrics.NOTIFICATIONS.labels("no_change").inc()
+            return  # nothing new is even claimed
+        seen = await self._look(carrier_order_id)
+        if isinstance(seen, Seen) and seen.order.external_id != str(provisioning.order.order_id):
+            metrics.NOTIFICATIONS.labels("mismatched").inc()
+            log.warning(
+                "notification names a carrier order that is not this order's; ignored",
+                order_id=str(provisioning.order.order_id),
+                carrier_order_id=carrier_order_id,
+            )
+            return
+        if not isinstance(seen, Seen):
+            metrics.NOTIFICATIONS.labels("unconfirmed").inc()
+            return  # the carrier cannot say now; the order's next check will
+        if claimed is not None and claimed in TERMINAL_STATES and not seen.order.is_terminal:
+            metrics.NOTIFICATIONS.labels("contradicted").inc()
+            log.warning(
+                "notification claims a state the carrier does not confirm",
+                order_id=str(provisioning.order.order_id),
+                claimed=claimed.value,
+                confirmed=seen.order.state.value,
+            )
+        else:
+            metrics.NOTIFICATIONS.labels("confirmed").inc()
+        await self._record(stored, seen, scheduled=False)
+
+    async def _record(self, stored: Stored, seen: Observation, *, scheduled: bool) -> None:
+        """Apply an observation and save it; if the order changed under us, apply it to the order
+        as it is now (a notification and a check, or two workers, may race: one change wins)."""
+        for _ in range(5):
+            provisioning = stored.provisioning
+            provisioning.observe(
+                seen, now=self.clock(), schedule=self.schedule, rng=self.rng, scheduled=scheduled
+            )
+            if await self.store.save(stored):
+                self._log_outcome(provisioning)
+                if not provisioning.phase.is_open and provisioning.carrier_order_id:
+                    self._remember_finished(provisioning.carrier_order_id)
+                return
+            again = await self.store.get(str(provisioning.order.order_id))
+            if again is None or not again.provisioning.phase.is_open:
+                return
+            stored = again
+        log.warning("order kept changing while being recorded; its next check will retry",
+                    order_id=str(stored.provisioning.order.order_id))  # fmt: skip
+
+    async def _submit(self, order: OrderSnapshot) -> Observation:
+        started = asyncio.get_running_loop().time()
+        try:
+            seen: Observation = Seen(await self.carrier.submit(_carrier_request(order)))
+        except CarrierRejected as exc:
+            seen = Rejected(exc.reason)
+        except CarrierUnavailable as exc:
+            seen = Unavailable(str(exc))
+        metrics.observe_call("submit", seen, asyncio.get_running_loop().time() - started)
+        return seen
+
+    async def _look(self, carrier_order_id: str) -> Observation:
+        started = asyncio.get_running_loop().time()
+        try:
+            seen: Observation = Seen(await self.carrier.get(carrier_order_id))
+        except CarrierOrderUnknown as exc:
+            seen = Unknown(str(exc))
+        except CarrierUnavailable as exc:
+            seen = Unavailable(str(exc))
+        except CarrierRejected as exc:
+            # A read that is refused says nothing about the order itself.
+            seen = Unavailable(f"the carrier refused to show the order: {exc.reason}")
+        metrics.observe_call("get", seen, asyncio.get_running_loop().time() - started)
+        return seen
+
+    def _remember_finished(self, carrier_order_id: str) -> None:
+        self._finished[carrier_order_id] = None
+        if len(self._finished) > self._finished_max:
+            self._finished.popitem(last=False)
+
+    @staticmethod
+    def _log_outcome(provisioning: Provisioning) -> None:
+        order_id = str(provisioning.order.order_id)
+        match provisioning.phase:
+            case Phase.COMPLETED:
+                log.info("order completed", order_id=order_id, carrier_order_id=provisioning.carrier_order_id)
+            case Phase.FAILED:
+                log.info(
+                    "order failed",
+                    order_id=order_id,
+                    reason=provisioning.failure_reason,
+                    code=provisioning.failure_code,
+                )
+            case Phase.SUBMITTING:
+                log.warning(
+                    "carrier did not take the order; trying again later",
+                    order_id=order_id,
+                    attempts=provisioning.attempts,
+                    next_check_at=_iso(provisioning.next_check_at),
+                    reason=provisioning.last_error,
+                )
+            case Phase.SUBMITTED:
+                log.info(
+                    "order with the carrier",
+                    order_id=order_id,
+                    carrier_order_id=provisioning.carrier_order_id,
+                    carrier_state=provisioning.carrier_state,
+                    next_check_at=_iso(provisioning.next_check_at),
+                )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _carrier_request(order: OrderSnapshot) -> CarrierOrderRequest:
+    return CarrierOrderRequest(
+        order_id=str(order.order_id),
+        msisdn=order.msisdn,
+        product_offering_id=order.carrier_product_code,
+        action=order.action,
+        characteristics=dict(order.details),
+    )
