@@ -7,20 +7,26 @@ from datetime import datetime
 from typing import Any
 
 from mport_shared.db import UtcDateTime
+from mport_shared.events import Billing, OrderKind
 from mport_shared.messaging.tables import messaging_tables
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     Uuid,
+    and_,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 
 
 class Base(DeclarativeBase):
@@ -140,6 +146,9 @@ class Order(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
     employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"), index=True)
+    # What may be open at once is counted per subscription, not per msisdn (an administrator can
+    # correct a number) nor per employee. The open-order indexes below start with it.
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     msisdn: Mapped[str] = mapped_column(String(15))
     product_code: Mapped[str] = mapped_column(ForeignKey("products.code"))
@@ -147,13 +156,63 @@ class Order(Base):
     details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20))
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    failure_code: Mapped[str | None] = mapped_column(String(40))  # an OrderFailureCode
     carrier_order_id: Mapped[str | None] = mapped_column(String(100))
+    # The carrier's own state (TMF622) and when it expects to be done, as the order-worker last
+    # reported them; carrier_state_at is when the carrier said so, to ignore news older than that.
+    carrier_state: Mapped[str | None] = mapped_column(String(40))
+    expected_completion_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    carrier_state_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     employee_charge_ore: Mapped[int] = mapped_column(Integer)
+    # What the employee pays: for an add-on, the product's own billing (one-off or monthly).
     billing: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # When a completed monthly add-on was ended ("Avslutt"); until then it holds its place.
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
+
+
+# What may be open at once, enforced by the database (DESIGN §6). Each condition is both an
+# index predicate and the WHERE of the friendly check in orders.service, so the two agree.
+_OPEN = Order.status.in_(OPEN_STATUSES)
+HOLDS_MONTHLY_ADDON: ColumnElement[bool] = and_(
+    Order.kind == OrderKind.ADDON.value,
+    Order.billing == Billing.MONTHLY.value,
+    Order.status != OrderStatus.FAILED.value,  # open, or completed and not yet ended
+    Order.ended_at.is_(None),
+)
+HOLDS_PLAN_CHANGE: ColumnElement[bool] = and_(Order.kind == OrderKind.PLAN.value, _OPEN)
+HOLDS_SIM_SERVICE: ColumnElement[bool] = and_(
+    Order.kind.in_((OrderKind.SIM_ORDER.value, OrderKind.SIM_ACTIVATION.value)), _OPEN
+)
+
+OPEN_ORDER_INDEXES = (
+    Index(
+        "uq_orders_open_monthly_addon",
+        Order.subscription_id,
+        Order.product_code,
+        unique=True,
+        postgresql_where=HOLDS_MONTHLY_ADDON,
+        sqlite_where=HOLDS_MONTHLY_ADDON,
+    ),
+    Index(
+        "uq_orders_open_plan_change",
+        Order.subscription_id,
+        unique=True,
+        postgresql_where=HOLDS_PLAN_CHANGE,
+        sqlite_where=HOLDS_PLAN_CHANGE,
+    ),
+    Index(
+        "uq_orders_open_sim_service",
+        Order.subscription_id,
+        Order.product_code,
+        unique=True,
+        postgresql_where=HOLDS_SIM_SERVICE,
+        sqlite_where=HOLDS_SIM_SERVICE,
+    ),
+)
 
 
 tables = messaging_tables(Base.metadata)

@@ -1,4 +1,4 @@
-"""Order rules that need no I/O: status order, SIM ICC validation, request fingerprints."""
+"""Order rules that need no I/O: status order, SIM ICC validation, cleaning and fingerprints of requests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 from enum import StrEnum
+
+from mport_shared.events import OrderKind
 
 
 class OrderStatus(StrEnum):
@@ -49,6 +51,14 @@ def icc_problem(icc: str) -> str | None:
     if not luhn_valid(icc):
         return "The SIM card's ICC number has a wrong check digit."
     return None
+
+
+def clean_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]:
+    """Order details as stored: runs of whitespace made one space, an ICC without any spaces."""
+    cleaned = {k: " ".join(str(v).split()) for k, v in details.items()}
+    if kind is OrderKind.SIM_ACTIVATION and "icc" in cleaned:
+        cleaned["icc"] = cleaned["icc"].replace(" ", "")
+    return cleaned
 
 
 def fingerprint(product_code: str, details: dict[str, str]) -> str:

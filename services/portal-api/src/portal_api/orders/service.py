@@ -7,13 +7,22 @@ from datetime import UTC, datetime
 
 from mport_shared.events import OrderKind, OrderPlaced, OrderSnapshot, envelop
 from mport_shared.messaging.outbox import add_to_outbox
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal_api.catalog.service import CatalogProduct, load_policy, price_for, product_catalog
-from portal_api.models import Employee, Order, Product, tables
-from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, fingerprint, icc_problem
+from portal_api.models import (
+    HOLDS_MONTHLY_ADDON,
+    HOLDS_PLAN_CHANGE,
+    HOLDS_SIM_SERVICE,
+    OPEN_ORDER_INDEXES,
+    Employee,
+    Order,
+    Product,
+    tables,
+)
+from portal_api.orders.domain import OrderStatus, clean_details, fingerprint, icc_problem
 from portal_api.problems import Problem
 
 SOURCE = "/mport/portal-api"
@@ -33,7 +42,9 @@ async def find_by_key(session: AsyncSession, employee_id: uuid.UUID, key: str) -
 
 
 def _same_request_or_conflict(order: Order, product_code: str, details: dict[str, str]) -> Order:
-    if fingerprint(order.product_code, order.details) != fingerprint(product_code, details):
+    # The order holds the details as cleaned when it was placed: clean the repeat's the same way.
+    repeat = fingerprint(product_code, clean_details(OrderKind(order.kind), details))
+    if fingerprint(order.product_code, order.details) != repeat:
         raise Problem(
             422,
             "This Idempotency-Key was already used for a different order.",
@@ -56,8 +67,14 @@ async def place_order(
     Optimistic: the checks and the INSERT come first, and the unique (employee, key) constraint
     catches a repeated key, so a first request, the usual case, costs no look-up. A repeat is
     answered with the order its key made, whether it now passes the checks (the INSERT then
-    conflicts, even when the two requests race) or not (e.g. the add-on it ordered is active now)."""
-    employee_id = employee.id  # read now: a rollback below expires the employee object
+    conflicts, even when the two requests race) or not (e.g. the add-on it ordered is active now).
+
+    What may be open at once is checked first with a read, for a precise answer, and enforced by
+    the open-order indexes (models.OPEN_ORDER_INDEXES): of concurrent requests that all pass the
+    read, one commits and the others' INSERTs fail on an index, which is answered with the same 409."""
+    # Read now: a rollback below expires the employee object.
+    employee_id = employee.id
+    subscription_id = employee.subscription.id if employee.subscription else None
     try:
         order, product = await _new_order(
             session,
@@ -67,13 +84,28 @@ async def place_order(
             idempotency_key=idempotency_key,
         )
         await session.commit()
-    except (Problem, IntegrityError):
+    except (Problem, IntegrityError) as error:
         await session.rollback()
         existing = await find_by_key(session, employee_id, idempotency_key)
-        if existing is None:
-            raise
-        return _same_request_or_conflict(existing, product_code, details), existing.product
+        if existing is not None:
+            return _same_request_or_conflict(existing, product_code, details), existing.product
+        if (
+            isinstance(error, IntegrityError)
+            and subscription_id is not None
+            and _broke_an_open_order_index(error)
+        ):
+            catalog_product = (await product_catalog(session)).by_code[product_code]
+            holder = await _order_in_the_way(session, subscription_id, catalog_product)
+            raise _already(catalog_product, holder) from error
+        raise
     return order, product
+
+
+def _broke_an_open_order_index(error: IntegrityError) -> bool:
+    """PostgreSQL names the index in its message; SQLite names the columns, and only the
+    open-order indexes start with orders.subscription_id."""
+    message = str(error.orig)
+    return "orders.subscription_id" in message or any(str(i.name) in message for i in OPEN_ORDER_INDEXES)
 
 
 async def _new_order(
@@ -108,6 +140,7 @@ async def _new_order(
         id=uuid.uuid4(),
         company_id=employee.company_id,
         employee_id=employee.id,
+        subscription_id=subscription.id,
         idempotency_key=idempotency_key,
         msisdn=subscription.msisdn,
         product_code=product.code,
@@ -149,7 +182,7 @@ def _checked_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]
     unknown = sorted(set(details) - set(wanted))
     if unknown:
         raise Problem(422, f"Unexpected order details: {', '.join(unknown)}.", title="Invalid order details")
-    cleaned = {k: " ".join(str(v).split()) for k, v in details.items()}
+    cleaned = clean_details(kind, details)
     missing = [k for k in wanted if not cleaned.get(k)]
     if missing:
         raise Problem(422, f"Missing order details: {', '.join(missing)}.", title="Invalid order details")
@@ -157,7 +190,6 @@ def _checked_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]
     if too_long:
         raise Problem(422, f"Too long: {', '.join(too_long)}.", title="Invalid order details")
     if kind is OrderKind.SIM_ACTIVATION:
-        cleaned["icc"] = cleaned["icc"].replace(" ", "")
         problem = icc_problem(cleaned["icc"])
         if problem:
             raise Problem(422, problem, title="Invalid ICC number")
@@ -171,19 +203,45 @@ async def _check_not_already_active(
     assert subscription is not None
     if kind is OrderKind.PLAN and subscription.plan_code == product.code:
         raise Problem(409, f"{product.name} is already your plan.", title="Plan already active")
-    monthly_addon = kind is OrderKind.ADDON and product.billing == "monthly"
-    if monthly_addon and any(s.product_code == product.code for s in subscription.services):
+    if _is_monthly_addon(product) and any(s.product_code == product.code for s in subscription.services):
         raise Problem(409, f"{product.name} is already active.", title="Already active")
-    if kind in (OrderKind.PLAN, OrderKind.ADDON) and (monthly_addon or kind is OrderKind.PLAN):
-        pending = await session.scalar(
-            select(Order.id).where(
-                Order.employee_id == employee.id,
-                Order.product_code == product.code,
-                Order.status.in_(OPEN_STATUSES),
-            )
+    holder = await _order_in_the_way(session, subscription.id, product)
+    if holder is not None:
+        raise _already(product, holder)
+
+
+def _is_monthly_addon(product: CatalogProduct) -> bool:
+    return product.kind == OrderKind.ADDON and product.billing == "monthly"
+
+
+async def _order_in_the_way(
+    session: AsyncSession, subscription_id: uuid.UUID, product: CatalogProduct
+) -> Order | None:
+    """The order that holds the place a new order of this product would take, if any: the same
+    condition as the open-order index that would refuse the new order's row."""
+    kind = OrderKind(product.kind)
+    if kind is OrderKind.PLAN:
+        where = HOLDS_PLAN_CHANGE  # one open plan change, whichever plan
+    elif kind is OrderKind.ADDON and _is_monthly_addon(product):
+        where = and_(HOLDS_MONTHLY_ADDON, Order.product_code == product.code)
+    elif kind in (OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION):
+        where = and_(HOLDS_SIM_SERVICE, Order.product_code == product.code)
+    else:
+        return None  # a one-off top-up may be bought again and again
+    query = select(Order).where(Order.subscription_id == subscription_id, where)
+    return await session.scalar(query.order_by(Order.created_at).limit(1))
+
+
+def _already(product: CatalogProduct, holder: Order | None) -> Problem:
+    if holder is not None and holder.status == OrderStatus.COMPLETED:
+        return Problem(409, f"{product.name} is already active.", title="Already active")
+    if holder is not None and holder.product_code != product.code:  # another plan
+        return Problem(
+            409,
+            f"A change to {holder.product.name} is already on its way; wait until it is done.",
+            title="Already ordered",
         )
-        if pending is not None:
-            raise Problem(409, f"{product.name} is already ordered and on its way.", title="Already ordered")
+    return Problem(409, f"{product.name} is already ordered and on its way.", title="Already ordered")
 
 
 async def orders_of(session: AsyncSession, employee: Employee) -> list[Order]:

@@ -87,9 +87,9 @@ class OrderStatusHandlers:
 
 async def _apply_to_subscription(session: AsyncSession, order: Order) -> None:
     """A completed order changes the subscription: an add-on, a new plan, or a SIM card."""
-    subscription = await session.scalar(select(Subscription).where(Subscription.msisdn == order.msisdn))
+    subscription = await session.get(Subscription, order.subscription_id)
     if subscription is None:
-        log.warning("completed order for a number no longer on file", order_id=str(order.id))
+        log.warning("completed order for a subscription no longer on file", order_id=str(order.id))
         return
     match OrderKind(order.kind):
         case OrderKind.ADDON:
