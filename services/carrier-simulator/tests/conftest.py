@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from carrier_simulator import SimulatorSettings, create_app
 from fastapi import FastAPI, Request, Response
+from mport_shared.testing import wait_for
 
 BASE = "/tmf-api/productOrderingManagement/v5"
 ORDERS = f"{BASE}/productOrder"
@@ -54,6 +55,15 @@ async def served(app: FastAPI, sock: socket.socket | None = None) -> AsyncIterat
         server.should_exit = True
         await task
         sock.close()
+
+
+async def until(condition: Callable[[], object], what: str, timeout_s: float = 5.0) -> None:
+    """Wait until a plain (not async) condition holds."""
+
+    async def holds() -> bool:
+        return bool(condition())
+
+    await wait_for(holds, timeout_s=timeout_s, interval_s=0.005, what=what)
 
 
 @dataclass

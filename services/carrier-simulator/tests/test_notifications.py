@@ -10,17 +10,10 @@ import pytest
 from carrier_simulator.notifications import listener_url
 from mport_shared.testing import wait_for
 
-from .conftest import HUBS, ORDERS, Carrier, Listener, RunCarrier, RunListener, reserve_port
+from .conftest import HUBS, ORDERS, Carrier, Listener, RunCarrier, RunListener, reserve_port, until
 
 LISTENER_PATH = "/listener/productOrderStateChangeEvent"
 LIFE = ["acknowledged", "inProgress", "completed"]
-
-
-async def until(condition: Any, what: str, timeout_s: float = 5.0) -> None:
-    async def holds() -> bool:
-        return bool(condition())
-
-    await wait_for(holds, timeout_s=timeout_s, interval_s=0.005, what=what)
 
 
 async def hubs_until(carrier: Carrier, condition: Any, what: str) -> list[dict[str, Any]]:

@@ -6,12 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from carrier_simulator import SimulatorSettings, create_app
 from carrier_simulator.orders import SIMULATED_FAILURE_REASON
+from pydantic import ValidationError
 
 ORDERS = "/tmf-api/productOrderingManagement/v5/productOrder"
 TERMINAL = {"completed", "failed"}
@@ -33,6 +35,10 @@ async def simulator(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://carrier.test") as client:
         yield client
+
+
+def when(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def order_body(external_id: str = "ord-1", offering: str = "Surf-5GB") -> dict[str, Any]:
@@ -269,7 +275,18 @@ async def test_config_can_make_the_carrier_unavailable_at_run_time() -> None:
     assert accepted.status_code == 201
 
 
-@pytest.mark.parametrize("change", [{"latency_ms": -1}, {"failure_rate": 1.5}, {"latency": 5}], ids=str)
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"latency_ms": -1},
+        {"failure_rate": 1.5},
+        {"latency": 5},
+        {"notification_drop_rate": 2},
+        {"latency_jitter_ms": -5},
+        {"down": "maybe"},
+    ],
+    ids=str,
+)
 async def test_config_rejects_bad_values(change: dict[str, Any]) -> None:
     async with simulator() as client:
         response = await client.put("/simulator/config", json=change)
@@ -302,3 +319,157 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (settings.port, settings.latency_ms) == (9090, 25)
     assert (settings.failure_rate, settings.unavailable_rate) == (0.1, 0.2)
     assert settings.known_offerings == ("Surf-5GB", "Nettvern")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "-1"},
+        {"offset": "abc"},
+        {"offset": "1.5"},
+        {"offset": "1.0"},
+        {"offset": "1e3"},
+        {"offset": ""},
+        {"offset": str(10**9 + 1)},
+        {"offset": str(10**30)},
+        {"offset": "9" * 5000},
+        {"limit": "0"},
+        {"limit": "-3"},
+        {"limit": "abc"},
+        {"limit": "1.5"},
+        {"limit": " 5"},
+        {"limit": "1001"},
+        {"limit": str(10**30)},
+        {"state": "done"},
+        {"state": "COMPLETED"},
+    ],
+    ids=lambda params: "&".join(f"{k}={v[:12]}" for k, v in params.items()),
+)
+async def test_bad_query_parameters_are_400_with_a_tmf_error(params: dict[str, str]) -> None:
+    async with simulator() as client:
+        await client.post(ORDERS, json=order_body())
+        response = await client.get(ORDERS, params=params)
+
+    assert response.status_code == 400
+    error = response.json()
+    assert (error["@type"], error["code"], error["status"]) == ("Error", "INVALID_REQUEST", "400")
+    [name] = params
+    assert error["message"].startswith(f"{name}: ")
+
+
+async def test_query_parameters_at_their_bounds_are_accepted() -> None:
+    async with simulator(latency_ms=60_000) as client:
+        await client.post(ORDERS, json=order_body())
+        far = await client.get(ORDERS, params={"offset": str(10**9), "limit": "1000"})
+        first = await client.get(ORDERS, params={"offset": "0", "limit": "1", "state": "acknowledged"})
+        none_in_state = await client.get(ORDERS, params={"state": "completed"})
+
+    assert (far.status_code, far.json(), far.headers["x-total-count"]) == (200, [], "1")
+    assert [order["state"] for order in first.json()] == ["acknowledged"]
+    assert none_in_state.json() == []
+
+
+MAX_LATENCY_MS = 172_800_000  # 48 hours
+
+
+@pytest.mark.parametrize("name", ["latency_ms", "latency_jitter_ms"])
+def test_latency_settings_are_bounded_at_48_hours(name: str) -> None:
+    assert getattr(SimulatorSettings(**{name: MAX_LATENCY_MS}), name) == MAX_LATENCY_MS
+    with pytest.raises(ValidationError):
+        SimulatorSettings(**{name: MAX_LATENCY_MS + 1})
+    with pytest.raises(ValidationError):
+        SimulatorSettings(**{name: -1})
+
+
+@pytest.mark.parametrize("name", ["latency_ms", "latency_jitter_ms"])
+async def test_latency_config_is_bounded_at_48_hours(name: str) -> None:
+    async with simulator() as client:
+        too_slow = await client.put("/simulator/config", json={name: MAX_LATENCY_MS + 1})
+        slowest = await client.put("/simulator/config", json={name: MAX_LATENCY_MS})
+
+    assert too_slow.status_code == 400
+    assert too_slow.json()["@type"] == "Error"
+    assert name in too_slow.json()["message"]
+    assert slowest.status_code == 200
+    assert slowest.json()[name] == MAX_LATENCY_MS
+
+
+async def test_a_48_hour_order_is_expected_in_48_hours_and_stays_acknowledged() -> None:
+    async with simulator(latency_ms=MAX_LATENCY_MS) as client:
+        created = (await client.post(ORDERS, json=order_body())).json()
+        await asyncio.sleep(0.05)
+        later = (await client.get(f"{ORDERS}/{created['id']}")).json()
+
+    planned = when(created["expectedCompletionDate"]) - when(created["creationDate"])
+    assert planned == timedelta(hours=48)
+    assert later["state"] == "acknowledged"
+
+
+async def test_jitter_adds_between_zero_and_the_jitter_to_each_order_s_latency() -> None:
+    async with simulator(latency_ms=20, latency_jitter_ms=60, seed=5) as client:
+        created = [(await client.post(ORDERS, json=order_body(f"ord-{n}"))).json() for n in range(30)]
+        finals = [(await poll_until_terminal(client, order["id"]))[0] for order in created]
+
+    planned = [when(o["expectedCompletionDate"]) - when(o["creationDate"]) for o in created]
+    assert all(timedelta(milliseconds=20) <= p <= timedelta(milliseconds=80) for p in planned)
+    # Spread over the range, not one value for all.
+    assert max(planned) - min(planned) > timedelta(milliseconds=30)
+    for order, final in zip(created, finals, strict=True):
+        assert final["state"] == "completed"
+        assert final["expectedCompletionDate"] == order["expectedCompletionDate"]
+        assert when(final["completionDate"]) >= when(order["expectedCompletionDate"]) - timedelta(
+            milliseconds=5
+        )
+
+
+async def test_without_jitter_every_order_takes_exactly_the_latency() -> None:
+    async with simulator(latency_ms=50) as client:
+        created = [(await client.post(ORDERS, json=order_body(f"ord-{n}"))).json() for n in range(5)]
+
+    planned = {when(o["expectedCompletionDate"]) - when(o["creationDate"]) for o in created}
+    assert planned == {timedelta(milliseconds=50)}
+
+
+async def test_config_shows_and_changes_every_field() -> None:
+    async with simulator() as client:
+        initial = (await client.get("/simulator/config")).json()
+        change = {
+            "latency_ms": 1000,
+            "latency_jitter_ms": 500,
+            "failure_rate": 0.1,
+            "unavailable_rate": 0.2,
+            "notification_drop_rate": 0.3,
+            "down": True,
+        }
+        changed = (await client.put("/simulator/config", json=change)).json()
+        shown = (await client.get("/simulator/config")).json()
+
+    assert initial == QUIET_CONFIG
+    assert changed == shown == change
+
+
+def test_new_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARRIER_SIM_DOWN", "true")
+    monkeypatch.setenv("CARRIER_SIM_LATENCY_JITTER_MS", "250")
+    monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_DROP_RATE", "0.25")
+    monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_MAX_AGE_S", "60")
+    monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_RETRY_MAX_DELAY_S", "2")
+    monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_TIMEOUT_S", "1.5")
+
+    settings = SimulatorSettings()
+
+    assert (settings.down, settings.latency_jitter_ms, settings.notification_drop_rate) == (True, 250, 0.25)
+    assert (settings.notification_max_age_s, settings.notification_retry_max_delay_s) == (60, 2)
+    assert settings.notification_timeout_s == 1.5
+
+
+def test_notification_defaults() -> None:
+    settings = SimulatorSettings()
+
+    assert settings.down is False
+    assert settings.notification_drop_rate == 0.0
+    assert settings.notification_timeout_s == 5.0
+    assert settings.notification_retry_initial_delay_s == 0.5
+    assert settings.notification_retry_max_delay_s == 30.0
+    assert settings.notification_max_age_s == 3600.0
+    assert settings.state_file is None
