@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -150,8 +151,12 @@ def callback_url(listener_url: str, secret: str) -> str:
 
 class ListenerRegistration:
     """Registers this worker's listener with the carrier (`POST /hub`), retrying while the carrier
-    is away, and removes it on shutdown (`DELETE /hub/{id}`). A hub left behind by a killed
-    worker at the same address is removed first, so the carrier stops posting to a dead token."""
+    is away, and removes it on shutdown (`DELETE /hub/{id}`).
+
+    A hub left behind by a killed worker at the same address is taken over when its callback is
+    this worker's too (a configured token): the carrier still holds the notifications it could
+    not deliver while no worker listened. A hub with another token is removed, so the carrier
+    stops posting to a token nobody accepts; the reconciler finds what its notifications said."""
 
     def __init__(
         self,
@@ -166,6 +171,7 @@ class ListenerRegistration:
         self._sessions = sessions
         self._listener_url = listener_url
         self._callback = callback_url(listener_url, secret)
+        self._digest = hashlib.sha256(self._callback.encode()).hexdigest()
         self._retry_max_s = retry_max_s
         self.hub_id: str | None = None
         self.registered = asyncio.Event()
@@ -195,7 +201,12 @@ class ListenerRegistration:
         delay = 1.0
         while True:
             try:
-                await self._remove_stale()
+                kept = await self._take_over_or_remove()
+                if kept is not None:
+                    self.hub_id = kept
+                    self.registered.set()
+                    log.info("carrier listener taken over from the last worker here", hub_id=kept)
+                    return
                 hub_id = await self._carrier.register_listener(self._callback)
             except CarrierError as exc:
                 log.warning(
@@ -207,21 +218,31 @@ class ListenerRegistration:
                 delay = min(self._retry_max_s, delay * 2)
                 continue
             async with self._sessions.begin() as session:
-                session.add(CarrierListener(hub_id=hub_id, listener_url=self._listener_url))
+                session.add(
+                    CarrierListener(
+                        hub_id=hub_id, listener_url=self._listener_url, callback_digest=self._digest
+                    )
+                )
             self.hub_id = hub_id
             self.registered.set()
             log.info("carrier listener registered", hub_id=hub_id, listener_url=self._listener_url)
             return
 
-    async def _remove_stale(self) -> None:
+    async def _take_over_or_remove(self) -> str | None:
         async with self._sessions() as session:
-            stale = (
-                await session.scalars(
-                    select(CarrierListener.hub_id).where(CarrierListener.listener_url == self._listener_url)
+            left = (
+                await session.execute(
+                    select(CarrierListener.hub_id, CarrierListener.callback_digest).where(
+                        CarrierListener.listener_url == self._listener_url
+                    )
                 )
             ).all()
-        for hub_id in stale:
+        kept = next((hub_id for hub_id, digest in left if hmac.compare_digest(digest, self._digest)), None)
+        for hub_id, _ in left:
+            if hub_id == kept:
+                continue
             await self._carrier.unregister_listener(hub_id)
             async with self._sessions.begin() as session:
                 await session.execute(delete(CarrierListener).where(CarrierListener.hub_id == hub_id))
             log.info("removed a carrier listener left behind at this address", hub_id=hub_id)
+        return kept

@@ -32,6 +32,7 @@ def schedule_of(settings: OrderWorkerSettings) -> Schedule:
         submit_max_s=settings.submit_retry_max_s,
         check_first_s=settings.check_first_s,
         check_max_s=settings.check_max_s,
+        expected_slack_s=settings.check_after_expected_s,
     )
 
 

@@ -55,13 +55,16 @@ class CarrierOrderRecord(Base):
 
 
 class CarrierListener(Base):
-    """A hub this order-worker registered at the carrier, so a restarted worker can remove the
-    registration its killed predecessor left behind (same callback address)."""
+    """A hub this order-worker registered at the carrier, so that a worker restarted at the same
+    address takes over its predecessor's registration (same callback: the notifications the
+    carrier kept for it while it was down arrive) or removes it (a new token)."""
 
     __tablename__ = "carrier_listeners"
 
     hub_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     listener_url: Mapped[str] = mapped_column(String(500), index=True)
+    # SHA-256 of the whole callback, token included, so the token itself is not stored.
+    callback_digest: Mapped[str] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 

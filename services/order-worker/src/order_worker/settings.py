@@ -44,6 +44,7 @@ class OrderWorkerSettings(ServiceSettings):
     # the maximum (and soon after the carrier's expected completion date, when it gives one).
     check_first_s: Seconds = 30.0
     check_max_s: Seconds = 900.0
+    check_after_expected_s: Seconds = 5.0
     # A first read this soon after submitting, for carriers that finish at once (0: none).
     carrier_first_look_s: float = Field(default=0.005, ge=0, le=5)
     # How often the reconciler looks for due orders, how many it leases at once, how many carrier

@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table('carrier_listeners',
     sa.Column('hub_id', sa.String(length=200), nullable=False),
     sa.Column('listener_url', sa.String(length=500), nullable=False),
+    sa.Column('callback_digest', sa.String(length=64), nullable=False),
     sa.Column('registered_at', sa.DateTime(timezone=True), server_default=sa.text('(CURRENT_TIMESTAMP)'), nullable=False),
     sa.PrimaryKeyConstraint('hub_id')
     )
