@@ -186,3 +186,32 @@ async def test_dev_login_does_not_exist_outside_local_mode(make_portal: object) 
     async with portal.client() as client:
         response = await client.post("/auth/dev-login", data={"email": KARI})
     assert response.status_code == 404
+
+
+async def test_a_retry_is_compared_with_the_order_as_cleaned_so_the_same_body_gets_the_same_order(
+    portal: Portal,
+) -> None:
+    sim = {"delivery_name": "Kari  Nordmann", "delivery_address": "Storgata 1,\n0155  Oslo"}
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        icc = await order(client, csrf, "aktiver-nytt-sim", key="icc", icc="8947 0800 1234 5678 900")
+        icc_again = await order(client, csrf, "aktiver-nytt-sim", key="icc", icc="8947 0800 1234 5678 900")
+        icc_other = await order(client, csrf, "aktiver-nytt-sim", key="icc", icc="8947 0000 0000 0000 003")
+        shipped = await order(client, csrf, "bestill-sim", key="sim", **sim)
+        shipped_again = await order(client, csrf, "bestill-sim", key="sim", **sim)
+        shipped_elsewhere = await order(
+            client, csrf, "bestill-sim", key="sim", **{**sim, "delivery_address": "Fjordveien 2, 5003 Bergen"}
+        )
+    assert icc.status_code == icc_again.status_code == 202, icc_again.text
+    assert icc_again.json()["id"] == icc.json()["id"]
+    assert icc.json()["details"] == {"icc": "8947080012345678900"}
+    assert icc_other.status_code == 422
+    assert "already used for a different order" in icc_other.json()["detail"]
+    assert shipped.status_code == shipped_again.status_code == 202, shipped_again.text
+    assert shipped_again.json()["id"] == shipped.json()["id"]
+    assert shipped.json()["details"] == {
+        "delivery_name": "Kari Nordmann",
+        "delivery_address": "Storgata 1, 0155 Oslo",
+    }
+    assert shipped_elsewhere.status_code == 422
+    assert await stored(portal) == (2, 2)
