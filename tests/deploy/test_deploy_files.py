@@ -41,7 +41,6 @@ SERVICES: dict[str, tuple[str, type[BaseSettings], int]] = {
 }
 SETTINGS_BY_MODULE = {module: settings for module, settings, _ in SERVICES.values()}
 DATABASE_SERVICES = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
-# Read by uvicorn itself, not by a settings class.
 # Read by something other than the settings: uvicorn, or Kubernetes itself ($(POD_IP) in another value).
 NON_SETTINGS_ENV = {"FORWARDED_ALLOW_IPS", "POD_IP"}
 
