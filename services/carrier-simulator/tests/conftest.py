@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +181,14 @@ def order_body(external_id: str = "ord-1", offering: str = "Surf-5GB") -> dict[s
 
 RunCarrier = Callable[..., AbstractAsyncContextManager[Carrier]]
 RunListener = Callable[..., AbstractAsyncContextManager[int]]
+
+
+@pytest.fixture
+def refusing_socket() -> Iterator[socket.socket]:
+    """A port whose connections are refused until a listener is served on this socket."""
+    sock = reserve_port()
+    yield sock
+    sock.close()
 
 
 @pytest.fixture

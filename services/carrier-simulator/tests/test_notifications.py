@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from typing import Any
 
 import pytest
 from carrier_simulator.notifications import listener_url
 from mport_shared.testing import wait_for
 
-from .conftest import HUBS, ORDERS, Carrier, Listener, RunCarrier, RunListener, reserve_port, until
+from .conftest import HUBS, ORDERS, Carrier, Listener, RunCarrier, RunListener, until
 
 LISTENER_PATH = "/listener/productOrderStateChangeEvent"
 LIFE = ["acknowledged", "inProgress", "completed"]
@@ -138,9 +139,9 @@ async def test_zero_latency_orders_notify_acknowledged_then_completed(
 
 
 async def test_a_listener_away_for_a_while_gets_every_notification_when_it_is_back(
-    run_carrier: RunCarrier, run_listener: RunListener
+    run_carrier: RunCarrier, run_listener: RunListener, refusing_socket: socket.socket
 ) -> None:
-    sock = reserve_port()  # bound, not listening: connections are refused
+    sock = refusing_socket
     port = sock.getsockname()[1]
     listener = Listener()
     async with run_carrier(latency_ms=20) as carrier:
@@ -177,9 +178,9 @@ async def test_a_listener_answering_errors_is_retried_until_it_accepts(
 
 
 async def test_a_notification_is_given_up_after_the_maximum_age(
-    run_carrier: RunCarrier, run_listener: RunListener
+    run_carrier: RunCarrier, run_listener: RunListener, refusing_socket: socket.socket
 ) -> None:
-    sock = reserve_port()
+    sock = refusing_socket
     port = sock.getsockname()[1]
     listener = Listener()
     async with run_carrier(notification_max_age_s=0.3) as carrier:
@@ -195,9 +196,9 @@ async def test_a_notification_is_given_up_after_the_maximum_age(
 
 
 async def test_deleting_a_hub_stops_its_deliveries(
-    run_carrier: RunCarrier, run_listener: RunListener
+    run_carrier: RunCarrier, run_listener: RunListener, refusing_socket: socket.socket
 ) -> None:
-    sock = reserve_port()
+    sock = refusing_socket
     port = sock.getsockname()[1]
     listener = Listener()
     async with run_carrier() as carrier:
