@@ -1,7 +1,9 @@
 """Runs the whole system as local processes: `make run` uses it, and so do the end-to-end tests.
 
 Each service is a real process with its own database, talking to a real RabbitMQ; the carrier
-simulator is a real HTTP server. Output lines are prefixed with the service name."""
+simulator is a real HTTP server. Output lines are prefixed with the service name. With a
+`RestartPolicy` the stack supervises its processes as an orchestrator would: one that exits on
+its own is started again after a growing delay while the rest keep running."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -23,6 +26,13 @@ from urllib.parse import urlsplit
 import httpx
 
 CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
+DEFAULT_PORTS: Mapping[str, int] = {
+    "portal-api": 8000,
+    "carrier-simulator": 8081,
+    "order-worker": 8091,
+    "sms-worker": 8092,
+    "payroll-worker": 8093,
+}
 
 
 @dataclass(frozen=True)
@@ -38,15 +48,7 @@ class ProcessSpec:
 class StackConfig:
     amqp_url: str
     database_urls: Mapping[str, str]  # per service name
-    ports: Mapping[str, int] = field(
-        default_factory=lambda: {
-            "portal-api": 8000,
-            "carrier-simulator": 8081,
-            "order-worker": 8091,
-            "sms-worker": 8092,
-            "payroll-worker": 8093,
-        }
-    )
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_json: bool = True
     log_dir: Path | None = None
@@ -95,15 +97,49 @@ def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**base, "PYTHONUNBUFFERED": "1", **extra}
 
 
-class Stack:
-    """Start, stop, kill and restart the system's processes."""
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Exponential backoff for restarting a process that exited on its own: 1 s, 2 s, 4 s … up to
+    `max_delay_s`; a process that stayed up `reset_after_s` starts over at `first_delay_s`."""
 
-    def __init__(self, config: StackConfig, *, echo: IO[str] | None = None) -> None:
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    reset_after_s: float = 60.0
+
+    def delay_s(self, restarts_in_a_row: int) -> float:
+        """How long to wait before the next restart, after `restarts_in_a_row` quick deaths."""
+        # The exponent is capped so a service crash-looping for days cannot overflow the float.
+        return min(self.first_delay_s * 2.0 ** min(restarts_in_a_row, 32), self.max_delay_s)
+
+
+def describe_exit(returncode: int) -> str:
+    """`exit code 1` or `signal SIGKILL` (asyncio reports death by signal N as -N)."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return f"signal {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class Stack:
+    """Start, stop, kill and restart the system's processes.
+
+    With `restart` set, a process that exits without `stop()` asking it to (a crash, an OOM kill,
+    `kill()`) is started again under that policy; `stop()` never races a restart. Without it,
+    nothing is restarted behind a test's back."""
+
+    def __init__(
+        self, config: StackConfig, *, echo: IO[str] | None = None, restart: RestartPolicy | None = None
+    ) -> None:
         self.config = config
         self.specs = {s.name: s for s in config.specs()}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._pumps: list[asyncio.Task[None]] = []
         self._echo = echo
+        self._restart = restart
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self._started_at: dict[str, float] = {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.specs[name].port}"
@@ -125,23 +161,70 @@ class Stack:
             sys.executable, "-m", spec.module, *args,
             env=_child_env(spec.env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
-        out, _ = await process.communicate()
+        try:
+            out, _ = await process.communicate()
+        except asyncio.CancelledError:
+            # Ctrl-C while migrating: do not leave the migration running behind us.
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
         if process.returncode != 0:
             raise RuntimeError(f"{spec.name} {' '.join(args)} failed:\n{out.decode(errors='replace')}")
 
     async def start(self, *names: str, timeout_s: float = 60.0) -> None:
         """Start the named processes (all when none are named) and wait until each is ready."""
         for name in names or tuple(self.specs):
-            spec = self.specs[name]
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", spec.module,
-                env=_child_env(spec.env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-            self.processes[name] = process
-            self._pumps.append(asyncio.create_task(self._pump(name, process)))
+            await self._spawn(name)
+            if self._restart is not None:
+                if (old := self._supervisors.pop(name, None)) is not None:
+                    old.cancel()
+                self._supervisors[name] = asyncio.create_task(
+                    self._supervise(name, self._restart), name=f"supervise-{name}"
+                )
         for name in names or tuple(self.specs):
             await self.wait_ready(name, timeout_s=timeout_s)
+
+    async def _spawn(self, name: str) -> None:
+        spec = self.specs[name]
+        # Cancelled while spawning, asyncio kills the new child, so none is left unrecorded.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", spec.module,
+            env=_child_env(spec.env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.processes[name] = process
+        self._started_at[name] = time.monotonic()
+        self._pumps = [pump for pump in self._pumps if not pump.done()]
+        self._pumps.append(asyncio.create_task(self._pump(name, process)))
+
+    async def _supervise(self, name: str, policy: RestartPolicy) -> None:
+        """Restart `name` whenever it exits; `stop()` cancels this before it stops the process."""
+        restarts_in_a_row = 0
+        while True:
+            process = self.processes[name]
+            returncode = await process.wait()
+            if time.monotonic() - self._started_at[name] >= policy.reset_after_s:
+                restarts_in_a_row = 0
+            delay = policy.delay_s(restarts_in_a_row)
+            restarts_in_a_row += 1
+            at = (datetime.now() + timedelta(seconds=delay)).strftime("%H:%M:%S")
+            self._say(
+                f"{name} (pid {process.pid}) exited with {describe_exit(returncode)}; "
+                f"restarting it in {delay:g} s (at {at}, restart {restarts_in_a_row} in a row)"
+            )
+            await asyncio.sleep(delay)
+            await self._spawn(name)
+            try:
+                await self.wait_ready(name, timeout_s=60.0)
+            except (RuntimeError, TimeoutError) as exc:
+                self._say(f"{name} did not come back ready: {exc}")  # an exit is handled next turn
+            else:
+                self._say(f"{name} is running again (pid {self.processes[name].pid})")
+
+    def _say(self, message: str) -> None:
+        if self._echo is not None:
+            print(f"{'devstack':>17} | {message}", file=self._echo, flush=True)
 
     async def wait_ready(self, name: str, *, timeout_s: float) -> None:
         spec = self.specs[name]
@@ -184,17 +267,24 @@ class Stack:
             os.killpg(process.pid, signal.SIGKILL)
 
     async def stop(self, *names: str, timeout_s: float = 25.0) -> None:
-        """SIGTERM (graceful: stop taking work, finish what is in hand), then SIGKILL if it hangs."""
+        """SIGTERM (graceful: stop taking work, finish what is in hand), then SIGKILL for any still
+        running `timeout_s` later. Supervision of these processes ends first: nothing restarts."""
+        supervisors = [self._supervisors.pop(n) for n in (names or tuple(self._supervisors))
+                       if n in self._supervisors]  # fmt: skip
+        for supervisor in supervisors:
+            supervisor.cancel()
+        await asyncio.gather(*supervisors, return_exceptions=True)
         targets = [n for n in (names or tuple(self.processes)) if n in self.processes]
         for name in targets:
             process = self.processes[name]
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
         for name in targets:
             process = self.processes.pop(name)
             try:
-                await asyncio.wait_for(process.wait(), timeout_s)
+                await asyncio.wait_for(process.wait(), max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
@@ -250,39 +340,71 @@ def ensure_broker(amqp_url: str) -> None:
         time.sleep(1)
 
 
+def _env_name(service: str) -> str:
+    return service.upper().replace("-", "_")
+
+
+def _ports_from_env() -> dict[str, int]:
+    """`<SERVICE>_PORT` (e.g. `PORTAL_API_PORT=9000`) moves a service off its default port."""
+    ports: dict[str, int] = {}
+    for name, default in DEFAULT_PORTS.items():
+        variable = f"{_env_name(name)}_PORT"
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            ports[name] = default
+        elif value.isdigit() and 0 < int(value) < 65536:
+            ports[name] = int(value)
+        else:
+            raise SystemExit(f"{variable} must be a port number (1-65535), not {value!r}")
+    return ports
+
+
 async def _run_local(amqp_url: str, var: Path) -> None:
     names = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
     config = StackConfig(
         amqp_url=amqp_url,
-        database_urls={n: os.environ.get(f"{n.upper().replace('-', '_')}_DATABASE_URL",
+        database_urls={n: os.environ.get(f"{_env_name(n)}_DATABASE_URL",
                                          f"sqlite+aiosqlite:///{var / (n + '.db')}") for n in names},
+        ports=_ports_from_env(),
+        # The simulator keeps its orders across a restart, so a restarted worker still finds them.
+        extra_env={"carrier-simulator": {"CARRIER_SIM_STATE_FILE": str(var / "carrier-simulator.json")}},
         log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
         log_dir=var / "log",
     )  # fmt: skip
-    stack = Stack(config, echo=sys.stdout)
-    print("Migrating and seeding the databases under", var, flush=True)
-    await stack.prepare()
+    stack = Stack(config, echo=sys.stdout, restart=RestartPolicy())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
+
+    async def start() -> None:
+        print("Migrating and seeding the databases under", var, flush=True)
+        await stack.prepare()
         await stack.start()
         print(
             "\nmPort is running:\n"
             f"  portal            {stack.url('portal-api')}  (sign in as kari.nordmann@demo.no)\n"
             f"  carrier simulator {stack.url('carrier-simulator')}{CARRIER_PATH}\n"
             f"  logs              {var / 'log'}\n"
-            "Press Ctrl-C to stop.\n",
+            "A service that stops unexpectedly is restarted. Press Ctrl-C to stop.\n",
             flush=True,
         )
-        watchers = [asyncio.create_task(p.wait()) for p in stack.processes.values()]
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*watchers, stopper], return_when=asyncio.FIRST_COMPLETED)
-        if stopper not in done:
-            crashed = [n for n, p in stack.processes.items() if p.returncode is not None]
-            print(f"\n{', '.join(crashed)} stopped unexpectedly; stopping everything.", flush=True)
+
+    starting = asyncio.create_task(start())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # Ctrl-C is honoured while starting too; afterwards the stack supervises until it comes.
+        done, _ = await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done and not stop.is_set():
+            try:
+                starting.result()
+            except (RuntimeError, TimeoutError) as exc:
+                raise SystemExit(f"mPort could not start: {exc}") from None
+            await stopping
     finally:
+        for task in (starting, stopping):
+            task.cancel()
+        await asyncio.gather(starting, stopping, return_exceptions=True)
         print("\nStopping …", flush=True)
         await stack.stop()
         print("Stopped.", flush=True)
