@@ -374,11 +374,11 @@ MAX_LATENCY_MS = 172_800_000  # 48 hours
 
 @pytest.mark.parametrize("name", ["latency_ms", "latency_jitter_ms"])
 def test_latency_settings_are_bounded_at_48_hours(name: str) -> None:
-    assert getattr(SimulatorSettings(**{name: MAX_LATENCY_MS}), name) == MAX_LATENCY_MS
+    assert getattr(SimulatorSettings.model_validate({name: MAX_LATENCY_MS}), name) == MAX_LATENCY_MS
     with pytest.raises(ValidationError):
-        SimulatorSettings(**{name: MAX_LATENCY_MS + 1})
+        SimulatorSettings.model_validate({name: MAX_LATENCY_MS + 1})
     with pytest.raises(ValidationError):
-        SimulatorSettings(**{name: -1})
+        SimulatorSettings.model_validate({name: -1})
 
 
 @pytest.mark.parametrize("name", ["latency_ms", "latency_jitter_ms"])

@@ -54,7 +54,7 @@ async def test_orders_and_hubs_come_back_after_a_restart_and_overdue_orders_fini
             later_now = await second.get(later["id"])
 
             async def later_completed() -> bool:
-                return (await second.get(later["id"]))["state"] == "completed"
+                return bool((await second.get(later["id"]))["state"] == "completed")
 
             await wait_for(later_completed, timeout_s=3, interval_s=0.01, what="later completed")
             later_final = await second.get(later["id"])

@@ -114,8 +114,8 @@ def tmf622() -> SchemaValidator:
 def by_ref_item() -> dict[str, Any]:
     """An order whose item names an existing product by reference (ProductRef)."""
     body = order_body("ord-ref", "SIM-Aktiver")
-    body["productOrderItem"][0]["action"] = "modify"
-    body["productOrderItem"][0]["product"] = {"id": "sub-4791234567", "@type": "ProductRef"}
+    [item] = body["productOrderItem"]
+    item.update(action="modify", product={"id": "sub-4791234567", "@type": "ProductRef"})
     return body
 
 

@@ -18,8 +18,12 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         latency_ms=settings.latency_ms,
+        latency_jitter_ms=settings.latency_jitter_ms,
         failure_rate=settings.failure_rate,
         unavailable_rate=settings.unavailable_rate,
+        notification_drop_rate=settings.notification_drop_rate,
+        down=settings.down,
+        state_file=None if settings.state_file is None else str(settings.state_file),
         known_offerings=len(settings.known_offerings),
     )
     # log_config=None keeps uvicorn's loggers on the shared JSON set-up instead of its own.
