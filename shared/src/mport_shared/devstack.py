@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -366,8 +367,15 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         database_urls={n: os.environ.get(f"{_env_name(n)}_DATABASE_URL",
                                          f"sqlite+aiosqlite:///{var / (n + '.db')}") for n in names},
         ports=_ports_from_env(),
-        # The simulator keeps its orders across a restart, so a restarted worker still finds them.
-        extra_env={"carrier-simulator": {"CARRIER_SIM_STATE_FILE": str(var / "carrier-simulator.json")}},
+        extra_env={
+            # The simulator keeps its orders across a restart, so a restarted worker still finds them.
+            "carrier-simulator": {"CARRIER_SIM_STATE_FILE": str(var / "carrier-simulator.json")},
+            # One listener token for the whole run: an order-worker restarted by the supervisor
+            # takes over its predecessor's carrier listener, and the notifications it missed.
+            "order-worker": {
+                "CARRIER_LISTENER_SECRET": os.environ.get("CARRIER_LISTENER_SECRET") or secrets.token_urlsafe(32)
+            },
+        },
         log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
         log_dir=var / "log",
     )  # fmt: skip
