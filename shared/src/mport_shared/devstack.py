@@ -362,6 +362,7 @@ def _ports_from_env() -> dict[str, int]:
 
 async def _run_local(amqp_url: str, var: Path) -> None:
     names = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
+    listener_secret = os.environ.get("CARRIER_LISTENER_SECRET") or secrets.token_urlsafe(32)
     config = StackConfig(
         amqp_url=amqp_url,
         database_urls={n: os.environ.get(f"{_env_name(n)}_DATABASE_URL",
@@ -372,9 +373,7 @@ async def _run_local(amqp_url: str, var: Path) -> None:
             "carrier-simulator": {"CARRIER_SIM_STATE_FILE": str(var / "carrier-simulator.json")},
             # One listener token for the whole run: an order-worker restarted by the supervisor
             # takes over its predecessor's carrier listener, and the notifications it missed.
-            "order-worker": {
-                "CARRIER_LISTENER_SECRET": os.environ.get("CARRIER_LISTENER_SECRET") or secrets.token_urlsafe(32)
-            },
+            "order-worker": {"CARRIER_LISTENER_SECRET": listener_secret},
         },
         log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
         log_dir=var / "log",
