@@ -75,9 +75,6 @@ def _digits_only(value: object) -> object:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_digits_only)]
-
-
 def error_response(status_code: int, *, reason: str, message: str | None = None) -> JSONResponse:
     """A TMF `Error` body with the given HTTP status."""
     body = Error(
@@ -206,8 +203,8 @@ def _tmf622_router(
         response: Response,
         external_id: Annotated[str | None, Query(alias="externalId")] = None,
         state: ProductOrderState | None = None,
-        offset: Annotated[WholeNumber, Query(ge=0, le=MAX_OFFSET)] = 0,
-        limit: Annotated[WholeNumber | None, Query(ge=1, le=MAX_LIMIT)] = None,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET), BeforeValidator(_digits_only)] = 0,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT), BeforeValidator(_digits_only)] = None,
     ) -> list[ProductOrder]:
         """List ProductOrders, optionally those made for one externalId or in one state."""
         orders, total = book.list_orders(external_id=external_id, state=state, offset=offset, limit=limit)
