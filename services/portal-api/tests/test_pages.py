@@ -21,6 +21,8 @@ from mport_shared.devstack import free_port
 from mport_shared.events import (
     OrderCompleted,
     OrderFailed,
+    OrderFailureCode,
+    OrderProgressed,
     OrderSubmitted,
 )
 from mport_shared.testing import wait_for
@@ -410,6 +412,155 @@ async def test_open_and_failed_orders_show_on_the_pages(portal: Portal) -> None:
     assert "100,00 kr per måned" in rows[plan["id"]].text
 
 
+async def wait_order(client: httpx.AsyncClient, order_id: str, **expected: object) -> None:
+    async def there() -> bool:
+        order = (await client.get(f"/api/v1/orders/{order_id}")).json()
+        return all(order.get(k) == v for k, v in expected.items())
+
+    await wait_for(there, what=f"order {order_id} to have {expected}")
+
+
+async def test_an_order_with_the_carrier_shows_so_and_when_it_is_expected_to_be_done(portal: Portal) -> None:
+    # 23:30 UTC on 30 November is 00:30 on 1 December in Norway: the page shows the Norwegian date.
+    expected = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    async with portal.client() as client:
+        csrf = await browser_sign_in(client, KARI.email)
+        tvilling = await place(client, csrf, "tvilling")
+        nettvern = await place(client, csrf, "nettvern")
+        await publish(
+            portal.amqp_url,
+            worker_event(
+                OrderSubmitted(
+                    order_id=uuid.UUID(tvilling["id"]),
+                    carrier_order_id="c-1",
+                    submitted_at=datetime.now(UTC),
+                    carrier_state="acknowledged",
+                    expected_completion_at=expected,
+                )
+            ),
+        )
+        await wait_order(client, tvilling["id"], status="submitted")
+        page = Html((await client.get("/abonnement")).text)
+        orders = Html((await client.get("/bestillinger")).text)
+        english = Html((await client.get("/bestillinger?lang=en")).text)
+
+    with_carrier = page.one("li", data_product="tvilling")
+    assert with_carrier.attrs["data-state"] == "pending"
+    assert with_carrier.attrs["data-order-status"] == "submitted"
+    assert with_carrier.attrs["data-expected-completion-at"] == expected.isoformat()
+    button = page.one("button", within=with_carrier)
+    assert button.text == "Under behandling hos operatøren"
+    assert "disabled" in button.attrs
+    message = page.one(id="message-tvilling")
+    assert message.text == "Forventet ferdig 01.12.2026"
+    assert "hidden" not in message.attrs
+    assert button.attrs["aria-describedby"] == "name-tvilling message-tvilling"
+    ordering = page.one("li", data_product="nettvern")
+    assert page.one("button", within=ordering).text == "Bestiller …"
+    assert "hidden" in page.one(id="message-nettvern").attrs
+
+    rows = {r.attrs["data-order-id"]: r for r in orders.find("tr") if "data-order-id" in r.attrs}
+    assert "Under behandling hos operatøren forventet ferdig 01.12.2026" in rows[tvilling["id"]].text
+    assert orders.one(data_role="expected", within=rows[tvilling["id"]]).text == "forventet ferdig 01.12.2026"
+    assert "Mottatt" in rows[nettvern["id"]].text
+    assert "forventet" not in rows[nettvern["id"]].text
+    assert "In progress with the operator expected to be done 01.12.2026" in english.text
+
+
+@pytest.mark.parametrize(
+    ("code", "nb", "en"),
+    [
+        (
+            OrderFailureCode.CARRIER_DEADLINE_PASSED,
+            "Operatøren ble ikke ferdig med bestillingen i tide. Du blir ikke trukket noe.",
+            "The operator did not finish the order in time. You will not be charged anything.",
+        ),
+        (
+            OrderFailureCode.CARRIER_UNREACHABLE,
+            "Vi fikk ikke kontakt med operatøren i tide. Du blir ikke trukket noe.",
+            "We could not reach the operator in time. You will not be charged anything.",
+        ),
+    ],
+)
+async def test_an_order_the_carrier_did_not_finish_in_time_says_so_in_plain_words(
+    portal: Portal, code: OrderFailureCode, nb: str, en: str
+) -> None:
+    async with portal.client() as client:
+        csrf = await browser_sign_in(client, KARI.email)
+        order = await place(client, csrf, "min-sky-25gb")
+        await publish(
+            portal.amqp_url,
+            worker_event(
+                OrderFailed(
+                    order=snapshot(order),
+                    carrier_order_id="c-1",
+                    reason="carrier order c-1 not completed by 2026-11-30T12:00:00Z",
+                    reason_code=code,
+                    failed_at=datetime.now(UTC),
+                )
+            ),
+        )
+        await wait_order(client, order["id"], status="failed")
+        page = Html((await client.get("/abonnement")).text)
+        orders = Html((await client.get("/bestillinger")).text)
+        english = Html((await client.get("/abonnement?lang=en")).text)
+    retry = page.one("li", data_product="min-sky-25gb")
+    assert retry.attrs["data-state"] == "available"
+    assert page.one(id="message-min-sky-25gb").text == f"Siste bestilling feilet: {nb}"
+    row = orders.one("tr", data_order_id=order["id"])
+    assert "Feilet" in row.text
+    assert orders.one(data_role="reason", within=row).text == nb
+    assert "2026-11-30T12" not in page.text + orders.text  # the worker's words are not for the employee
+    assert english.one(id="message-min-sky-25gb").text == f"The last order failed: {en}"
+
+
+async def test_the_event_stream_carries_the_carriers_progress(portal: Portal) -> None:
+    expected = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    async with served(portal.app) as base_url, httpx.AsyncClient(base_url=base_url) as kari:
+        csrf = await sign_in(kari, KARI.email)
+        async with event_stream(kari) as events:
+            order = await place(kari, csrf, "tvilling")
+            await publish(
+                portal.amqp_url,
+                worker_event(
+                    OrderProgressed(
+                        order_id=uuid.UUID(order["id"]),
+                        carrier_order_id="c-1",
+                        carrier_state="inProgress",
+                        expected_completion_at=expected,
+                        progressed_at=datetime.now(UTC),
+                    )
+                ),
+            )
+            update = await events.next_order_event()
+    assert update == {
+        "order_id": order["id"],
+        "status": "submitted",
+        "product_code": "tvilling",
+        "failure_reason": None,
+        "failure_code": None,
+        "carrier_state": "inProgress",
+        "expected_completion_at": expected.isoformat(),
+    }
+
+
+def test_the_page_script_has_the_words_for_the_carriers_progress() -> None:
+    from portal_api.i18n import Translator
+
+    for lang in ("nb", "en"):
+        words = Translator(lang).js_strings()
+        for key in (
+            "button.with_carrier",
+            "product.expected",
+            "order.expected",
+            "order.with_carrier",
+            "order.with_carrier_expected",
+            "failure.carrier_deadline_passed",
+            "failure.carrier_unreachable",
+        ):
+            assert words[key] != key, (lang, key)
+
+
 async def test_an_employee_sees_only_their_own_orders(portal: Portal) -> None:
     async with portal.client() as kari, portal.client() as hakon:
         csrf = await browser_sign_in(kari, KARI.email)
@@ -485,6 +636,9 @@ async def test_the_event_stream_carries_this_employees_order_status_changes_only
                 "status": "submitted",
                 "product_code": "nettvern",
                 "failure_reason": None,
+                "failure_code": None,
+                "carrier_state": None,
+                "expected_completion_at": None,
             }
             assert (await kari_events.next_order_event())["status"] == "completed"
 
@@ -503,6 +657,9 @@ async def test_the_event_stream_carries_this_employees_order_status_changes_only
                 "status": "failed",
                 "product_code": "nettvern",
                 "failure_reason": "nei",
+                "failure_code": "carrier_rejected",
+                "carrier_state": None,
+                "expected_completion_at": None,
             }
 
 

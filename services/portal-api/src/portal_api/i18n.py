@@ -93,10 +93,12 @@ _NB: dict[str, str] = {
     "product.not_allowed": "Ikke tillatt etter bedriftens retningslinjer",
     "product.norway_only": "Dette gjelder KUN data innenfor Norge",
     "product.last_failed": "Siste bestilling feilet: {reason}",
+    "product.expected": "Forventet ferdig {date}",
     "plan.current": "Ditt abonnement",
     "button.order": "Bestill",
     "button.ordered": "Bestilt",
     "button.ordering": "Bestiller …",
+    "button.with_carrier": "Under behandling hos operatøren",
     "dialog.title": "Bekreft bestilling",
     "dialog.product": "Produkt:",
     "dialog.msisdn": "Legges til følgende msisdn:",
@@ -107,8 +109,17 @@ _NB: dict[str, str] = {
     "order.completed": "{name} er bestilt.",
     "order.failed": "Bestillingen av {name} feilet: {reason}",
     "order.failed_short": "Bestillingen feilet: {reason}",
+    "order.with_carrier": "Bestillingen av {name} er under behandling hos operatøren.",
+    "order.with_carrier_expected": (
+        "Bestillingen av {name} er under behandling hos operatøren, forventet ferdig {date}."
+    ),
+    "order.expected": "forventet ferdig {date}",
+    "failure.carrier_deadline_passed": (
+        "Operatøren ble ikke ferdig med bestillingen i tide. Du blir ikke trukket noe."
+    ),
+    "failure.carrier_unreachable": "Vi fikk ikke kontakt med operatøren i tide. Du blir ikke trukket noe.",
     "status.received": "Mottatt",
-    "status.submitted": "Under behandling",
+    "status.submitted": "Under behandling hos operatøren",
     "status.completed": "Bestilt",
     "status.failed": "Feilet",
     "orders.title": "Mine bestillinger",
@@ -250,10 +261,12 @@ _EN: dict[str, str] = {
     "product.not_allowed": "Not allowed by the company's policy",
     "product.norway_only": "This applies ONLY to data within Norway",
     "product.last_failed": "The last order failed: {reason}",
+    "product.expected": "Expected to be done {date}",
     "plan.current": "Your subscription",
     "button.order": "Order",
     "button.ordered": "Ordered",
     "button.ordering": "Ordering …",
+    "button.with_carrier": "In progress with the operator",
     "dialog.title": "Confirm order",
     "dialog.product": "Product:",
     "dialog.msisdn": "Added to the following msisdn:",
@@ -264,8 +277,19 @@ _EN: dict[str, str] = {
     "order.completed": "{name} is ordered.",
     "order.failed": "The order for {name} failed: {reason}",
     "order.failed_short": "The order failed: {reason}",
+    "order.with_carrier": "Your order for {name} is in progress with the operator.",
+    "order.with_carrier_expected": (
+        "Your order for {name} is in progress with the operator, expected to be done {date}."
+    ),
+    "order.expected": "expected to be done {date}",
+    "failure.carrier_deadline_passed": (
+        "The operator did not finish the order in time. You will not be charged anything."
+    ),
+    "failure.carrier_unreachable": (
+        "We could not reach the operator in time. You will not be charged anything."
+    ),
     "status.received": "Received",
-    "status.submitted": "In progress",
+    "status.submitted": "In progress with the operator",
     "status.completed": "Ordered",
     "status.failed": "Failed",
     "orders.title": "My orders",
@@ -331,7 +355,18 @@ _EN: dict[str, str] = {
 MESSAGES: Final[dict[Lang, dict[str, str]]] = {"nb": _NB, "en": _EN}
 
 # The words the page script needs (statuses, dialog texts, error messages), sent along as JSON.
-_JS_GROUPS = {"button", "order", "orders", "status", "problem", "sim", "dialog", "charge", "product"}
+_JS_GROUPS = {
+    "button",
+    "order",
+    "orders",
+    "status",
+    "problem",
+    "sim",
+    "dialog",
+    "charge",
+    "product",
+    "failure",
+}
 JS_KEYS: Final = tuple(key for key in _NB if key.split(".")[0] in _JS_GROUPS)
 
 

@@ -11,12 +11,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from fastapi import APIRouter, Request
-from mport_shared.events import EventPayload, OrderCompleted, OrderFailed, OrderSubmitted, parse_envelope
+from mport_shared.events import (
+    EventPayload,
+    OrderCompleted,
+    OrderFailed,
+    OrderProgressed,
+    OrderSubmitted,
+    parse_envelope,
+)
 from mport_shared.logging import get_logger
 from mport_shared.messaging.topology import declare_exchange
 from sqlalchemy import select
@@ -25,13 +33,18 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from portal_api.deps import get_runtime
 from portal_api.models import Employee, Order
-from portal_api.orders.domain import OrderStatus
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.pages.rendering import session_employee_id
 from portal_api.problems import Problem
 
 log = get_logger(__name__)
 
-STATUS_EVENTS = (OrderSubmitted.event_type, OrderCompleted.event_type, OrderFailed.event_type)
+STATUS_EVENTS = (
+    OrderSubmitted.event_type,
+    OrderProgressed.event_type,
+    OrderCompleted.event_type,
+    OrderFailed.event_type,
+)
 KEEP_ALIVE_S = 15
 # A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
 STREAM_BUFFER = 100
@@ -45,6 +58,10 @@ class OrderUpdate:
     status: str
     product_code: str
     failure_reason: str | None = None
+    failure_code: str | None = None
+    # While the order is with the carrier (status submitted): its state and expected completion.
+    carrier_state: str | None = None
+    expected_completion_at: str | None = None  # ISO 8601, UTC
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -188,22 +205,37 @@ class LiveFeed:
             case OrderFailed():
                 order = event.order
                 return order.employee_id, OrderUpdate(
-                    str(order.order_id), OrderStatus.FAILED.value, order.product_code, event.reason
+                    str(order.order_id),
+                    OrderStatus.FAILED.value,
+                    order.product_code,
+                    failure_reason=event.reason,
+                    failure_code=event.reason_code.value,
                 )
-            case OrderSubmitted():
-                # This event names only the order: look up (read only) whose it is.
+            case OrderSubmitted() | OrderProgressed():
+                # These events name only the order: look up (read only) whose it is.
                 async with self.sessions() as session:
                     row = (
                         await session.execute(
-                            select(Order.employee_id, Order.product_code).where(Order.id == event.order_id)
+                            select(Order.employee_id, Order.product_code, Order.status).where(
+                                Order.id == event.order_id
+                            )
                         )
                     ).one_or_none()
-                if row is None:
-                    return None
+                if row is None or row.status not in OPEN_STATUSES:
+                    return None  # unknown, or done already: the page has nothing to show
+                expected = event.expected_completion_at
                 return row.employee_id, OrderUpdate(
-                    str(event.order_id), OrderStatus.SUBMITTED.value, row.product_code
+                    str(event.order_id),
+                    OrderStatus.SUBMITTED.value,
+                    row.product_code,
+                    carrier_state=event.carrier_state,
+                    expected_completion_at=_utc_iso(expected) if expected is not None else None,
                 )
         return None
+
+
+def _utc_iso(moment: datetime) -> str:
+    return (moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -227,8 +259,9 @@ async def _stream_owner(request: Request) -> uuid.UUID:
 )
 async def events(request: Request) -> EventSourceResponse:
     """Server-sent events: `ready` once listening, then an `order` event
-    (`{order_id, status, product_code, failure_reason}`) for each status change of this
-    employee's orders, and only theirs."""
+    (`{order_id, status, product_code, failure_reason, failure_code, carrier_state,
+    expected_completion_at}`) for each status change of this employee's orders, and only theirs,
+    and for each change in the carrier's progress while an order is with the carrier."""
     employee_id = await _stream_owner(request)
     hub: LiveHub = request.app.state.live_hub
     # Set when the server shuts down: the stream then ends properly and the browser reconnects

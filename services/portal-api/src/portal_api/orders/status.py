@@ -13,6 +13,7 @@ from mport_shared.events import (
     OrderCompleted,
     OrderFailed,
     OrderKind,
+    OrderProgressed,
     OrderSubmitted,
 )
 from mport_shared.logging import get_logger
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal_api.models import ActiveService, Order, SimCard, Subscription, tables
-from portal_api.orders.domain import OrderStatus, moves_forward
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, moves_forward
 
 log = get_logger(__name__)
 CONSUMER = "portal-api"
@@ -35,6 +36,7 @@ class OrderStatusHandlers:
     def handlers(self) -> dict[str, Handler]:
         return {
             OrderSubmitted.event_type: self.on_event,
+            OrderProgressed.event_type: self.on_event,
             OrderCompleted.event_type: self.on_event,
             OrderFailed.event_type: self.on_event,
         }
@@ -54,7 +56,32 @@ class OrderStatusHandlers:
                 if not moves_forward(order.status, OrderStatus.SUBMITTED):
                     return None
                 order.carrier_order_id = event.carrier_order_id
+                _carrier_says(
+                    order,
+                    state=event.carrier_state,
+                    expected=event.expected_completion_at,
+                    at=event.submitted_at,
+                )
                 return self._move(order, OrderStatus.SUBMITTED)
+            case OrderProgressed():
+                order = await self._order(session, event.order_id)
+                if order.status not in OPEN_STATUSES:
+                    return None  # done: the carrier's later news changes nothing
+                if order.carrier_state_at is not None and _utc(event.progressed_at) < order.carrier_state_at:
+                    return None  # older than what the order shows (a retried message came late)
+                order.carrier_order_id = event.carrier_order_id
+                _carrier_says(
+                    order,
+                    state=event.carrier_state,
+                    expected=event.expected_completion_at,
+                    at=event.progressed_at,
+                )
+                if moves_forward(order.status, OrderStatus.SUBMITTED):
+                    # Its OrderSubmitted is late (in a retry queue): the carrier has the order.
+                    return self._move(order, OrderStatus.SUBMITTED)
+                log.info("carrier progress", order_id=str(order.id), state=event.carrier_state)
+                order.updated_at = datetime.now(UTC)
+                return order
             case OrderCompleted():
                 order = await self._order(session, event.order.order_id)
                 if not moves_forward(order.status, OrderStatus.COMPLETED):
@@ -67,6 +94,7 @@ class OrderStatusHandlers:
                 if not moves_forward(order.status, OrderStatus.FAILED):
                     return None
                 order.failure_reason = event.reason
+                order.failure_code = event.reason_code.value
                 return self._move(order, OrderStatus.FAILED)
         raise PermanentFailure(f"portal-api does not handle {type(event).__name__}")
 
@@ -83,6 +111,18 @@ class OrderStatusHandlers:
         order.status = status.value
         order.updated_at = datetime.now(UTC)
         return order
+
+
+def _carrier_says(order: Order, *, state: str | None, expected: datetime | None, at: datetime) -> None:
+    """What the carrier last said of the order (its state, when it expects to be done), and when."""
+    order.carrier_state = state
+    order.expected_completion_at = _utc(expected) if expected is not None else None
+    order.carrier_state_at = _utc(at)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Events carry UTC times; one without a zone (a carrier's date passed on as it came) is UTC too.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _apply_to_subscription(session: AsyncSession, order: Order) -> None:

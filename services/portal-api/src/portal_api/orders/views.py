@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
-from mport_shared.events import Billing, OrderKind
+from mport_shared.events import Billing, OrderFailureCode, OrderKind
 from pydantic import BaseModel, Field
 
 from portal_api.catalog.service import CatalogProduct
@@ -39,6 +39,15 @@ class OrderOut(BaseModel):
     employee_charge_ore: int
     billing: Billing
     failure_reason: str | None
+    failure_code: OrderFailureCode | None = Field(
+        description="Why a failed order failed, for clients to switch on (failure_reason is for people)"
+    )
+    carrier_state: str | None = Field(
+        description="The carrier's own state of the order (TMF622 ProductOrderStateType), once it has it"
+    )
+    expected_completion_at: datetime | None = Field(
+        description="When the carrier expects to be done, when it has said so"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -59,6 +68,9 @@ class OrderOut(BaseModel):
             employee_charge_ore=order.employee_charge_ore,
             billing=Billing(order.billing),
             failure_reason=order.failure_reason,
+            failure_code=OrderFailureCode(order.failure_code) if order.failure_code else None,
+            carrier_state=order.carrier_state,
+            expected_completion_at=order.expected_completion_at,
             created_at=order.created_at,
             updated_at=order.updated_at,
         )

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from mport_shared.events import Billing, EmployeeCharge, OrderKind
+from mport_shared.events import Billing, EmployeeCharge, OrderFailureCode, OrderKind
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -54,8 +54,29 @@ class ProductRow:
     state: ButtonState
     blocked_reason: str | None
     pending_order_id: str | None
+    pending: OrderProgress | None  # the open order's progress, while state is "pending"
     last_failure: str | None
     norway_only: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderProgress:
+    """Where an open order is: stored (received) or with the carrier (submitted), and by when."""
+
+    status: str
+    carrier_state: str | None
+    expected_at: str | None  # ISO 8601, for the page script
+    expected: str | None  # dd.mm.yyyy, Norwegian time
+
+    @classmethod
+    def of(cls, order: Order) -> OrderProgress:
+        expected = order.expected_completion_at if order.status == OrderStatus.SUBMITTED else None
+        return cls(
+            status=order.status,
+            carrier_state=order.carrier_state,
+            expected_at=expected.isoformat() if expected else None,
+            expected=_local_date(expected) if expected else None,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +87,8 @@ class OrderRow:
     product_code: str
     status: str
     status_label: str
-    failure_reason: str | None
+    progress: OrderProgress
+    failure_reason: str | None  # in words for the employee
     charge: str
     details: str
 
@@ -109,6 +131,7 @@ def product_rows(t: Translator, entries: list[CatalogEntry], orders: list[Order]
         else:
             state = "available"
         failed = last is not None and last.status == OrderStatus.FAILED and state != "active"
+        pending = last is not None and state == "pending"
         rows.append(
             ProductRow(
                 code=product.code,
@@ -120,16 +143,29 @@ def product_rows(t: Translator, entries: list[CatalogEntry], orders: list[Order]
                 deduction=charge_text(t, entry.charge) if entry.allowed else None,
                 state=state,
                 blocked_reason=t("product.not_allowed") if not entry.allowed else None,
-                pending_order_id=str(last.id) if last is not None and state == "pending" else None,
-                last_failure=(last.failure_reason or "") if failed and last is not None else None,
+                pending_order_id=str(last.id) if pending and last is not None else None,
+                pending=OrderProgress.of(last) if pending and last is not None else None,
+                last_failure=failure_text(t, last) if failed and last is not None else None,
                 norway_only=product.category == "ekstra_data",
             )
         )
     return rows
 
 
+def failure_text(t: Translator, order: Order) -> str:
+    """Why an order failed, in words an employee understands: the carrier's own reason when it
+    refused the order, ours when it ran out of time."""
+    if order.failure_code in (OrderFailureCode.CARRIER_DEADLINE_PASSED, OrderFailureCode.CARRIER_UNREACHABLE):
+        return t(f"failure.{order.failure_code}")
+    return order.failure_reason or ""
+
+
 def _local_time(moment: datetime) -> str:
     return (moment.astimezone(OSLO) if OSLO else moment).strftime("%d.%m.%Y %H:%M")
+
+
+def _local_date(moment: datetime) -> str:
+    return (moment.astimezone(OSLO) if OSLO else moment).strftime("%d.%m.%Y")
 
 
 def order_rows(t: Translator, orders: list[Order]) -> list[OrderRow]:
@@ -141,7 +177,8 @@ def order_rows(t: Translator, orders: list[Order]) -> list[OrderRow]:
             product_code=order.product_code,
             status=order.status,
             status_label=t(f"status.{order.status}"),
-            failure_reason=order.failure_reason,
+            progress=OrderProgress.of(order),
+            failure_reason=failure_text(t, order) if order.status == OrderStatus.FAILED else None,
             charge=charge_text(
                 t, EmployeeCharge(amount_ore=order.employee_charge_ore, billing=Billing(order.billing))
             )

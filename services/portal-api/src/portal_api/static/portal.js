@@ -9,7 +9,8 @@
   const ordersTable = document.querySelector("[data-live-orders]");
   const dialog = document.getElementById("order-dialog");
 
-  // What this page knows of each order: id -> {status, product_code, failure_reason}.
+  // What this page knows of each order: id -> an update as the event stream sends it
+  // ({order_id, status, product_code, failure_reason, failure_code, carrier_state, expected_completion_at}).
   const orders = new Map();
   // What the employee typed for an order (the new SIM's ICC), to show once it completes.
   const placedDetails = new Map();
@@ -59,6 +60,36 @@
     const part = Object.fromEntries(dateParts.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
     return `${part.day}.${part.month}.${part.year} ${part.hour}:${part.minute}`;
   }
+  function formatDay(iso) {
+    return formatDate(iso).split(" ")[0];
+  }
+
+  // An order as the API returns it, as an update like those the event stream sends.
+  function updateOf(order) {
+    return {
+      order_id: order.id, status: order.status, product_code: order.product_code,
+      failure_reason: order.failure_reason, failure_code: order.failure_code,
+      carrier_state: order.carrier_state, expected_completion_at: order.expected_completion_at,
+    };
+  }
+
+  // Why an order failed, in words: ours when the carrier ran out of time, else the carrier's reason.
+  function failureText(update) {
+    const key = `failure.${update.failure_code}`;
+    if (update.failure_code && update.failure_code !== "carrier_rejected" && strings[key]) return t(key);
+    return update.failure_reason || "";
+  }
+
+  function expectedDay(update) {
+    return update.status === "submitted" && update.expected_completion_at
+      ? formatDay(update.expected_completion_at) : null;
+  }
+
+  function sameProgress(a, b) {
+    const time = (iso) => (iso ? new Date(iso).getTime() : null);
+    return (a.carrier_state || null) === (b.carrier_state || null)
+      && time(a.expected_completion_at) === time(b.expected_completion_at);
+  }
 
   let toastTimer = null;
   function toast(text, failed) {
@@ -86,22 +117,35 @@
     return document.querySelectorAll(`[data-orderable][data-product="${CSS.escape(code)}"]`);
   }
 
-  function setState(el, state, message) {
+  // `options.label` overrides the button's text; `options.info` marks the message as news, not an error.
+  function setState(el, state, message, options) {
+    const { label, info } = options || {};
     el.dataset.state = state;
     const button = el.querySelector("[data-action=order]");
     if (button) {
       button.className = button.className.replace(/\bstate-\S+/g, "").trim() + ` state-${state}`;
       button.disabled = state !== "available";
-      button.textContent =
-        state === "placing" || state === "pending" ? t("button.ordering")
-        : state === "active" ? t("button.ordered")
-        : button.dataset.label;
+      button.textContent = label
+        || (state === "placing" || state === "pending" ? t("button.ordering")
+          : state === "active" ? t("button.ordered")
+          : button.dataset.label);
     }
     const note = el.querySelector("[data-role=message]");
     if (note) {
       note.textContent = message || "";
       note.hidden = !message;
+      note.classList.toggle("info", Boolean(message && info));
     }
+  }
+
+  // An open order: "Bestiller …" while we hold it, "Under behandling hos operatøren" once the
+  // carrier has it, with the date it expects to be done when it has said.
+  function setPending(el, update) {
+    const withCarrier = update.status === "submitted";
+    const day = expectedDay(update);
+    setState(el, "pending", day ? t("product.expected", { date: day }) : "", {
+      label: withCarrier ? t("button.with_carrier") : null, info: true,
+    });
   }
 
   function markActiveService(el) {
@@ -160,8 +204,12 @@
       }
       el.dataset.orderId = update.order_id;
       const name = el.dataset.name;
-      if (update.status === "received" || update.status === "submitted") {
-        setState(el, "pending");
+      if (update.status === "received") {
+        setPending(el, update);
+      } else if (update.status === "submitted") {
+        setPending(el, update);
+        const day = expectedDay(update);
+        toast(day ? t("order.with_carrier_expected", { name, date: day }) : t("order.with_carrier", { name }));
       } else if (update.status === "completed") {
         if (el.dataset.kind === "addon") {
           setState(el, "active");
@@ -174,7 +222,7 @@
         }
         toast(t("order.completed", { name }));
       } else if (update.status === "failed") {
-        const reason = update.failure_reason || "";
+        const reason = failureText(update);
         setState(el, "available", t("order.failed_short", { reason }));
         toast(t("order.failed", { name, reason }), true);
       }
@@ -187,9 +235,14 @@
     const status = row.querySelector("[data-role=status]");
     status.textContent = t(`status.${update.status}`);
     status.className = `status status-${update.status}`;
+    const expected = row.querySelector("[data-role=expected]");
+    const day = expectedDay(update);
+    expected.textContent = day ? t("order.expected", { date: day }) : "";
+    expected.hidden = !day;
     const reason = row.querySelector("[data-role=reason]");
-    reason.textContent = update.failure_reason || "";
-    reason.hidden = !update.failure_reason;
+    const why = update.status === "failed" ? failureText(update) : "";
+    reason.textContent = why;
+    reason.hidden = !why;
   }
 
   const inserting = new Set();
@@ -219,7 +272,8 @@
     product.scope = "row";
     product.textContent = order.product_name;
     const state = document.createElement("td");
-    state.innerHTML = '<span data-role="status"></span> <span class="failure-reason" data-role="reason" hidden></span>';
+    state.innerHTML = '<span data-role="status"></span> <span class="expected" data-role="expected" hidden></span>'
+      + ' <span class="failure-reason" data-role="reason" hidden></span>';
     const charge = document.createElement("td");
     charge.className = "amount";
     const amount = order.employee_charge_ore ? formatKr(order.employee_charge_ore) : null;
@@ -227,8 +281,7 @@
       : order.billing === "monthly" ? t("charge.per_month", { amount }) : amount;
     row.append(date, product, state, charge);
     // The database may be behind the stream: show whichever is further along.
-    const fetched = { order_id: order.id, status: order.status, product_code: order.product_code,
-      failure_reason: order.failure_reason };
+    const fetched = updateOf(order);
     const known = orders.get(order.id);
     const newest = known && RANK[known.status] >= RANK[fetched.status] ? known : fetched;
     orders.set(order.id, newest);
@@ -248,8 +301,11 @@
   // ---- One status change, from the stream or from a look-up --------------------------------
   function applyUpdate(update) {
     const known = orders.get(update.order_id);
-    // Events may come late or twice; a status never moves backwards.
-    if (known && RANK[update.status] <= RANK[known.status]) return;
+    // Events may come late or twice; a status never moves backwards. While the carrier has the
+    // order, its news (a new state, a new expected date) is shown without a change of status.
+    if (known && RANK[update.status] < RANK[known.status]) return;
+    if (known && update.status === known.status
+      && (update.status !== "submitted" || sameProgress(known, update))) return;
     orders.set(update.order_id, update);
     applyToProduct(update);
     applyToOrdersTable(update);
@@ -264,11 +320,7 @@
           headers: { Accept: "application/json" }, credentials: "same-origin",
         });
         if (!response.ok) continue;
-        const order = await response.json();
-        applyUpdate({
-          order_id: order.id, status: order.status,
-          product_code: order.product_code, failure_reason: order.failure_reason,
-        });
+        applyUpdate(updateOf(await response.json()));
       } catch (_) { /* the stream will bring it */ }
     }
   }
@@ -425,8 +477,7 @@
     // The stream may have been quicker than this answer.
     const known = orders.get(order.id);
     orders.delete(order.id);
-    applyUpdate({ order_id: order.id, status: order.status, product_code: order.product_code,
-      failure_reason: order.failure_reason });
+    applyUpdate(updateOf(order));
     if (known) applyUpdate(known);
   }
 
@@ -457,12 +508,15 @@
 
   // Orders the server already had open when the page was made: follow them.
   for (const el of document.querySelectorAll("[data-orderable][data-order-id]")) {
-    orders.set(el.dataset.orderId, { order_id: el.dataset.orderId, status: "received", product_code: el.dataset.product });
+    orders.set(el.dataset.orderId, { order_id: el.dataset.orderId, status: el.dataset.orderStatus || "received",
+      product_code: el.dataset.product, carrier_state: el.dataset.carrierState || null,
+      expected_completion_at: el.dataset.expectedCompletionAt || null });
   }
   if (ordersTable) {
     for (const row of ordersTable.querySelectorAll("tr[data-order-id]")) {
       orders.set(row.dataset.orderId, { order_id: row.dataset.orderId, status: row.dataset.status,
-        product_code: row.dataset.productCode });
+        product_code: row.dataset.productCode, carrier_state: row.dataset.carrierState || null,
+        expected_completion_at: row.dataset.expectedCompletionAt || null });
     }
   }
   connectLive();
