@@ -85,6 +85,8 @@ class Listener:
     received: list[Received] = field(default_factory=list)
     # Answer 500 to this many requests before accepting any.
     refuse_first: int = 0
+    # Answer 500 to the notifications this says no to.
+    refuse: Callable[[dict[str, Any]], bool] = lambda _body: False
     # A pause before answering each request: lets requests overlap.
     pause: Callable[[], float] = lambda: 0.0
     requests: int = 0
@@ -95,12 +97,13 @@ class Listener:
         @app.post("/{path:path}")
         async def notified(request: Request) -> Response:
             self.requests += 1
-            if self.requests <= self.refuse_first:
+            body = await request.json()
+            if self.requests <= self.refuse_first or self.refuse(body):
                 return Response(status_code=500)
             delay = self.pause()
             if delay:
                 await asyncio.sleep(delay)
-            self.received.append(Received(request.url.path, request.url.query, await request.json()))
+            self.received.append(Received(request.url.path, request.url.query, body))
             return Response(status_code=204)
 
         return app

@@ -155,7 +155,9 @@ async def test_a_listener_away_for_a_while_gets_every_notification_when_it_is_ba
 
     assert away["delivered"] == 0
     assert away["pending"] == 15
-    assert away["failed_attempts"] >= 5 * 2  # retried, more than once each
+    # Retried, more than once each, but with growing pauses (0.02 s doubling up to 0.1 s): in
+    # one second, at most some 13 tries per order.
+    assert 5 * 2 <= away["failed_attempts"] <= 5 * 15
     for order in orders:
         assert listener.states(order["id"]) == LIFE
     assert {r.query for r in listener.received} == {"token=abc"}
@@ -175,6 +177,27 @@ async def test_a_listener_answering_errors_is_retried_until_it_accepts(
     assert listener.states(order["id"]) == ["acknowledged", "completed"]
     assert listener.requests == 5
     assert (stats["delivered"], stats["failed_attempts"]) == (2, 3)
+
+
+async def test_a_notification_the_listener_refuses_holds_back_no_other_order(
+    run_carrier: RunCarrier, run_listener: RunListener
+) -> None:
+    # One request in flight at a time, so that a queue shared by all orders would show.
+    refusing = True
+    listener = Listener(refuse=lambda body: refusing and body["correlationId"] == "ord-stuck")
+    async with run_listener(listener) as port, run_carrier(notification_concurrency=1) as carrier:
+        await carrier.register(f"http://127.0.0.1:{port}/")
+        stuck = await carrier.order("ord-stuck")
+        free = [await carrier.order(f"ord-free-{n}") for n in range(3)]
+        await until(lambda: len(listener.received) == 6, "the other orders' notifications")
+        [meanwhile] = await carrier.hubs()
+        refusing = False
+        await until(lambda: len(listener.received) == 8, "the refused order's notifications")
+
+    assert {r.order["id"] for r in listener.received[:6]} == {order["id"] for order in free}
+    assert listener.states(stuck["id"]) == ["acknowledged", "completed"]
+    assert meanwhile["pending"] == 2
+    assert meanwhile["failed_attempts"] >= 1
 
 
 async def test_a_notification_is_given_up_after_the_maximum_age(

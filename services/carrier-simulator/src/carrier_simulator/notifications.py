@@ -54,13 +54,21 @@ class _Notification:
 
 
 @dataclass(slots=True, eq=False)
-class _Lane:
-    """A queue with one worker: what goes in one lane is delivered in the order it came."""
+class _OrderQueue:
+    """What one hub has still to hear about one order, oldest first.
 
+    At any time the queue is in exactly one place: the hub's ready line, in a worker's hands, or
+    waiting for a retry timer; so one order never has two requests out, and its states go in
+    order, while a refused notification holds back no other order.
+    """
+
+    order_id: str
     waiting: deque[_Notification] = field(default_factory=deque)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    busy: bool = False
-    task: asyncio.Task[None] | None = None
+    sending: bool = False
+    attempts: int = 0
+    delay: float = 0.0
+    problem: str = ""
+    retry: asyncio.TimerHandle | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -69,8 +77,12 @@ class _Hub:
     callback: str
     query: str | None
     url: httpx.URL
-    lanes: list[_Lane]
-    waiting: int = 0
+    queues: dict[str, _OrderQueue] = field(default_factory=dict)
+    ready: deque[_OrderQueue] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    removed: bool = False
+    pending: int = 0
     delivered: int = 0
     dropped: int = 0
     expired: int = 0
@@ -88,13 +100,13 @@ class DeliveryPolicy:
     retry_initial_delay_s: float
     retry_max_delay_s: float
     max_age_s: float
-    # Lanes per hub: the most requests in flight to one listener.
+    # Workers per hub: the most requests in flight to one listener.
     concurrency: int
     max_pending: int
 
 
 class Notifier:
-    """The registered hubs, each with its lanes of pending notifications and their workers."""
+    """The registered hubs, each with its pending notifications and the workers that send them."""
 
     def __init__(
         self,
@@ -120,11 +132,11 @@ class Notifier:
 
     async def close(self) -> None:
         """Stop every delivery (pending ones are not kept) and close the client."""
-        tasks = [lane.task for hub in self._hubs.values() for lane in hub.lanes if lane.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        hubs = list(self._hubs.values())
         self._hubs.clear()
+        for hub in hubs:
+            self._stop(hub)
+        await asyncio.gather(*(task for hub in hubs for task in hub.workers), return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -144,11 +156,12 @@ class Notifier:
             callback=request.callback,
             query=request.query,
             url=httpx.URL(listener_url(request.callback)),
-            lanes=[_Lane() for _ in range(self._policy.concurrency)],
         )
         loop = asyncio.get_running_loop()
-        for number, lane in enumerate(hub.lanes):
-            lane.task = loop.create_task(self._run_lane(hub, lane), name=f"hub-{hub.id}-lane-{number}")
+        hub.workers = [
+            loop.create_task(self._work(hub), name=f"hub-{hub.id}-{number}")
+            for number in range(self._policy.concurrency)
+        ]
         self._hubs[hub.id] = hub
         log.info("carrier_simulator_hub_registered", hub_id=hub.id, listener=_without_query(str(hub.url)))
         self._changed()
@@ -159,10 +172,8 @@ class Notifier:
         hub = self._hubs.pop(hub_id, None)
         if hub is None:
             return False
-        for lane in hub.lanes:
-            if lane.task is not None:
-                lane.task.cancel()
-        log.info("carrier_simulator_hub_removed", hub_id=hub_id, pending=hub.waiting)
+        self._stop(hub)
+        log.info("carrier_simulator_hub_removed", hub_id=hub_id, pending=hub.pending)
         self._changed()
         return True
 
@@ -174,7 +185,7 @@ class Notifier:
                 "delivered": hub.delivered,
                 "dropped": hub.dropped,
                 "expired": hub.expired,
-                "pending": hub.waiting + sum(lane.busy for lane in hub.lanes),
+                "pending": hub.pending,
                 "failed_attempts": hub.failed_attempts,
             }
             for hub in self._hubs.values()
@@ -209,24 +220,32 @@ class Notifier:
             state=order.state.value,
             created=asyncio.get_running_loop().time(),
         )
-        # The same lane for every change of one order, so its states arrive in order.
-        lane_number = hash(order.id) % self._policy.concurrency
         drop_rate = self._behaviour.notification_drop_rate
         for hub in self._hubs.values():
             if drop_rate and self._rng.random() < drop_rate:
                 hub.dropped += 1
                 continue
-            if hub.waiting >= self._policy.max_pending:
+            if hub.pending >= self._policy.max_pending:
                 self._push_out_oldest(hub)
-            lane = hub.lanes[lane_number]
-            lane.waiting.append(notification)
-            hub.waiting += 1
-            lane.wakeup.set()
+            queue = hub.queues.get(order.id)
+            if queue is None:
+                queue = hub.queues[order.id] = _OrderQueue(order.id)
+                self._make_ready(hub, queue)
+            # Otherwise the queue is already ready, being sent or waiting to retry: this one
+            # goes after what it holds.
+            queue.waiting.append(notification)
+            hub.pending += 1
 
     def _push_out_oldest(self, hub: _Hub) -> None:
-        fullest = max(hub.lanes, key=lambda lane: len(lane.waiting))
-        oldest = fullest.waiting.popleft()
-        hub.waiting -= 1
+        for queue in hub.queues.values():  # oldest order first
+            # What a worker is sending stays; anything behind it may go.
+            if len(queue.waiting) > int(queue.sending):
+                oldest = queue.waiting[int(queue.sending)]
+                del queue.waiting[int(queue.sending)]
+                break
+        else:
+            return
+        hub.pending -= 1
         hub.expired += 1
         log.warning(
             "carrier_simulator_notification_dropped",
@@ -239,63 +258,101 @@ class Notifier:
 
     # Delivery -----------------------------------------------------------------------------
 
-    async def _run_lane(self, hub: _Hub, lane: _Lane) -> None:
-        while True:
-            while not lane.waiting:
-                lane.wakeup.clear()
-                await lane.wakeup.wait()
-            notification = lane.waiting.popleft()
-            hub.waiting -= 1
-            lane.busy = True
-            try:
-                await self._deliver(hub, notification)
-            finally:
-                lane.busy = False
+    def _make_ready(self, hub: _Hub, queue: _OrderQueue) -> None:
+        queue.retry = None
+        if hub.removed:
+            return
+        hub.ready.append(queue)
+        hub.wakeup.set()
 
-    async def _deliver(self, hub: _Hub, notification: _Notification) -> None:
-        """Post until a 2xx answer, with growing pauses, until the notification is too old."""
-        loop = asyncio.get_running_loop()
-        policy = self._policy
-        delay = min(policy.retry_initial_delay_s, policy.retry_max_delay_s)
-        attempts, problem = 0, ""
+    def _stop(self, hub: _Hub) -> None:
+        hub.removed = True
+        for queue in hub.queues.values():
+            if queue.retry is not None:
+                queue.retry.cancel()
+        for task in hub.workers:
+            task.cancel()
+
+    async def _work(self, hub: _Hub) -> None:
         while True:
+            while not hub.ready:
+                hub.wakeup.clear()
+                await hub.wakeup.wait()
             if not self._up.is_set():
                 await self._up.wait()
-            age = loop.time() - notification.created
-            if age >= policy.max_age_s:
-                hub.expired += 1
-                log.warning(
-                    "carrier_simulator_notification_dropped",
-                    why="not delivered within notification_max_age_s",
-                    hub_id=hub.id,
-                    listener=_without_query(str(hub.url)),
-                    order_id=notification.order_id,
-                    state=notification.state,
-                    attempts=attempts,
-                    last_problem=problem,
-                )
-                return
-            attempts += 1
+                continue
+            queue = hub.ready.popleft()
+            if not queue.waiting:  # emptied while it waited (a full hub pushed it out)
+                if hub.queues.get(queue.order_id) is queue:
+                    del hub.queues[queue.order_id]
+                continue
+            queue.sending = True
             try:
-                response = await self._open_client().post(hub.url, content=notification.body, headers=_JSON)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+                delivered = await self._deliver(hub, queue)
+            finally:
+                queue.sending = False
+            if delivered or not queue.waiting:
+                self._next(hub, queue)
             else:
-                if response.is_success:
-                    hub.delivered += 1
-                    return
-                problem = f"HTTP {response.status_code}"
-            hub.failed_attempts += 1
-            log.debug(
-                "carrier_simulator_notification_failed",
+                self._retry_later(hub, queue)
+
+    async def _deliver(self, hub: _Hub, queue: _OrderQueue) -> bool:
+        """Try the queue's oldest notification once; True when it is done with (sent or too old)."""
+        notification = queue.waiting[0]
+        age = asyncio.get_running_loop().time() - notification.created
+        if age >= self._policy.max_age_s:
+            queue.waiting.popleft()
+            hub.pending -= 1
+            hub.expired += 1
+            log.warning(
+                "carrier_simulator_notification_dropped",
+                why="not delivered within notification_max_age_s",
                 hub_id=hub.id,
+                listener=_without_query(str(hub.url)),
                 order_id=notification.order_id,
                 state=notification.state,
-                attempts=attempts,
-                problem=problem,
+                attempts=queue.attempts,
+                last_problem=queue.problem,
             )
-            await asyncio.sleep(min(delay, policy.max_age_s - age))
-            delay = min(delay * 2, policy.retry_max_delay_s)
+            return True
+        queue.attempts += 1
+        try:
+            response = await self._open_client().post(hub.url, content=notification.body, headers=_JSON)
+        except httpx.HTTPError as exc:
+            queue.problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.is_success:
+                # Pushed out while in flight is impossible (`sending`), so the head is still it.
+                queue.waiting.popleft()
+                hub.pending -= 1
+                hub.delivered += 1
+                return True
+            queue.problem = f"HTTP {response.status_code}"
+        hub.failed_attempts += 1
+        log.debug(
+            "carrier_simulator_notification_failed",
+            hub_id=hub.id,
+            order_id=notification.order_id,
+            state=notification.state,
+            attempts=queue.attempts,
+            problem=queue.problem,
+        )
+        return False
+
+    def _next(self, hub: _Hub, queue: _OrderQueue) -> None:
+        queue.attempts, queue.delay, queue.problem = 0, 0.0, ""
+        if queue.waiting:
+            self._make_ready(hub, queue)
+        elif hub.queues.get(queue.order_id) is queue:
+            del hub.queues[queue.order_id]
+
+    def _retry_later(self, hub: _Hub, queue: _OrderQueue) -> None:
+        policy = self._policy
+        queue.delay = min(queue.delay * 2 or policy.retry_initial_delay_s, policy.retry_max_delay_s)
+        # Not past the oldest one's age limit: it is then dropped on time rather than late.
+        age = asyncio.get_running_loop().time() - queue.waiting[0].created
+        pause = max(min(queue.delay, policy.max_age_s - age), 0.0)
+        queue.retry = asyncio.get_running_loop().call_later(pause, self._make_ready, hub, queue)
 
     def _open_client(self) -> httpx.AsyncClient:
         # Normally opened by the app's lifespan; opened here too for an app driven without one
