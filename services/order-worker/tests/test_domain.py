@@ -80,11 +80,11 @@ def test_an_acknowledged_order_is_submitted_and_looked_up_later() -> None:
     assert p.next_check_at == T0 + timedelta(seconds=30)
 
 
-def test_a_carrier_that_finishes_at_once_gives_submitted_then_completed() -> None:
+def test_a_carrier_that_finishes_at_once_gives_the_outcome_alone() -> None:
     p = Provisioning.start(snapshot(), SCHEDULE)
     observe(p, carrier(CarrierOrderState.COMPLETED), at=T0)
     assert p.phase is Phase.COMPLETED
-    assert [type(e) for e in p.events] == [OrderSubmitted, OrderCompleted]
+    assert [type(e) for e in p.events] == [OrderCompleted]
     assert p.next_check_at is None
 
 
@@ -142,10 +142,13 @@ def test_a_notification_does_not_make_the_checks_sparser() -> None:
     assert p.check_interval_s == 30
 
 
-def test_progress_is_told_once_per_change() -> None:
+def test_progress_is_told_once_per_change_the_employee_would_see() -> None:
     p = Provisioning.start(snapshot(), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     p.events.clear()
+    observe(p, carrier(CarrierOrderState.IN_PROGRESS), at=T0 + timedelta(seconds=10))
+    assert p.events == []  # still the carrier working on it
+    assert p.carrier_state == "inProgress"
     later = T0 + timedelta(days=2)
     observe(p, carrier(CarrierOrderState.HELD, expected=later), at=T0 + timedelta(minutes=1))
     observe(p, carrier(CarrierOrderState.HELD, expected=later), at=T0 + timedelta(minutes=2))

@@ -49,6 +49,27 @@ _FAILED_STATES = frozenset(
     }
 )
 
+
+class Stage(StrEnum):
+    """What an open carrier order's state means to the employee waiting for it."""
+
+    WORKING = "working"  # acknowledged, inProgress
+    WAITING = "waiting"  # pending, held: the carrier waits for something
+    CANCELLING = "cancelling"
+
+
+_STAGES = {
+    CarrierOrderState.PENDING.value: Stage.WAITING,
+    CarrierOrderState.HELD.value: Stage.WAITING,
+    CarrierOrderState.ASSESSING_CANCELLATION.value: Stage.CANCELLING,
+    CarrierOrderState.PENDING_CANCELLATION.value: Stage.CANCELLING,
+}
+
+
+def stage_of(carrier_state: str | None) -> Stage:
+    return _STAGES.get(carrier_state or "", Stage.WORKING)
+
+
 DEADLINE_PASSED_REASON = "The carrier did not finish the order before its deadline."
 UNREACHABLE_REASON = "The carrier could not be reached to take the order before its deadline."
 
@@ -169,11 +190,26 @@ class Provisioning:
         scheduled: bool,
     ) -> None:
         self.last_error = None
-        if self.phase is Phase.SUBMITTING:
+        was_submitting = self.phase is Phase.SUBMITTING
+        old_stage, old_expected = stage_of(self.carrier_state), self.expected_completion_at
+        self.carrier_order_id = carrier_order.id
+        self.carrier_state = carrier_order.state.value
+        self.expected_completion_at = carrier_order.expected_completion
+        if carrier_order.state is CarrierOrderState.COMPLETED:
+            # A carrier that finished at once needs no OrderSubmitted before its OrderCompleted:
+            # the outcome says all of it, in one message instead of two.
+            self.phase = Phase.COMPLETED
+            self._finish(now)
+            self.events.append(
+                OrderCompleted(order=self.order, carrier_order_id=carrier_order.id, completed_at=now)
+            )
+            return
+        if carrier_order.state in _FAILED_STATES:
+            reason = carrier_order.failure_reason or f"The carrier order ended {carrier_order.state.value}."
+            self._fail(reason, OrderFailureCode.CARRIER_REJECTED, now=now)
+            return
+        if was_submitting:
             self.phase = Phase.SUBMITTED
-            self.carrier_order_id = carrier_order.id
-            self.carrier_state = carrier_order.state.value
-            self.expected_completion_at = carrier_order.expected_completion
             self.check_interval_s = 0.0
             self.events.append(
                 OrderSubmitted(
@@ -184,37 +220,19 @@ class Provisioning:
                     expected_completion_at=carrier_order.expected_completion,
                 )
             )
-        elif carrier_order.state is not CarrierOrderState.COMPLETED and carrier_order.state not in (
-            _FAILED_STATES
-        ):
-            changed = (
-                carrier_order.state.value != self.carrier_state
-                or carrier_order.expected_completion != self.expected_completion_at
-            )
-            self.carrier_state = carrier_order.state.value
-            self.expected_completion_at = carrier_order.expected_completion
-            if changed:
-                self.events.append(
-                    OrderProgressed(
-                        order_id=self.order.order_id,
-                        carrier_order_id=carrier_order.id,
-                        carrier_state=carrier_order.state.value,
-                        expected_completion_at=carrier_order.expected_completion,
-                        progressed_at=now,
-                    )
-                )
-        if carrier_order.state is CarrierOrderState.COMPLETED:
-            self.carrier_state = carrier_order.state.value
-            self.phase = Phase.COMPLETED
-            self._finish(now)
+        elif stage_of(self.carrier_state) != old_stage or self.expected_completion_at != old_expected:
+            # Only what the employee would see differently is told: acknowledged becoming
+            # inProgress is the carrier working on it, as before.
             self.events.append(
-                OrderCompleted(order=self.order, carrier_order_id=carrier_order.id, completed_at=now)
+                OrderProgressed(
+                    order_id=self.order.order_id,
+                    carrier_order_id=carrier_order.id,
+                    carrier_state=carrier_order.state.value,
+                    expected_completion_at=carrier_order.expected_completion,
+                    progressed_at=now,
+                )
             )
-        elif carrier_order.state in _FAILED_STATES:
-            self.carrier_state = carrier_order.state.value
-            reason = carrier_order.failure_reason or f"The carrier order ended {carrier_order.state.value}."
-            self._fail(reason, OrderFailureCode.CARRIER_REJECTED, now=now)
-        elif now >= self.deadline_at:
+        if now >= self.deadline_at:
             self._fail_by_deadline(now)
         else:
             self._check_again_later(now, schedule=schedule, rng=rng, grow=scheduled)

@@ -344,6 +344,7 @@ class StateChangeNotice:
     carrier_order_id: str
     external_ids: tuple[str, ...]
     claimed_state: CarrierOrderState | None
+    claimed_expected_completion: datetime | None = None
 
 
 def parse_state_change(body: bytes) -> StateChangeNotice:
@@ -371,4 +372,13 @@ def parse_state_change(body: bytes) -> StateChangeNotice:
         claimed: CarrierOrderState | None = CarrierOrderState(str(order.get("state")))
     except ValueError:
         claimed = None
-    return StateChangeNotice(carrier_order_id=order["id"], external_ids=external_ids, claimed_state=claimed)
+    try:
+        expected = datetime.fromisoformat(str(order["expectedCompletionDate"]))
+    except (KeyError, ValueError):
+        expected = None
+    return StateChangeNotice(
+        carrier_order_id=order["id"],
+        external_ids=external_ids,
+        claimed_state=claimed,
+        claimed_expected_completion=expected if expected is None or expected.tzinfo else None,
+    )
