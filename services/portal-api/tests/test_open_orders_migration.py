@@ -1,24 +1,39 @@
-"""On SQLite (the local default) too: the open-order indexes exist and refuse a second open order,
-and the migration that adds them upgrades a database that already holds orders, duplicates and all."""
+"""On SQLite (the local default) too: the open-order indexes exist and refuse a second open order.
+On SQLite and PostgreSQL: the migration that adds them upgrades a database that already holds
+orders, duplicates and all."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.testing import MakeDatabase
 from portal_api.models import OPEN_ORDER_INDEXES, Base, Order, Subscription
 from portal_api.orders.service import _broke_an_open_order_index
 from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
-from sqlalchemy import inspect, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
 SCRIPTS = "portal_api:migrations"
@@ -120,15 +135,62 @@ async def test_the_open_order_indexes_exist_and_refuse_a_second_open_order(tmp_p
         await engine.dispose()
 
 
-def _hex(value: uuid.UUID) -> str:
-    return value.hex  # how SQLAlchemy's Uuid stores a UUID on SQLite
+# The tables as the initial schema (BEFORE) has them, for writing rows as that version wrote them.
+_old = MetaData()
+_companies = Table("companies", _old, Column("id", Uuid), Column("name", String))
+_products = Table(
+    "products",
+    _old,
+    *(Column(c, String) for c in ("code", "name", "kind", "category", "carrier_code", "billing")),
+    Column("price_ore", Integer),
+    Column("sort_order", Integer),
+)
+_employees = Table(
+    "employees",
+    _old,
+    Column("id", Uuid),
+    Column("company_id", Uuid),
+    *(Column(c, String) for c in ("email", "name", "employee_number")),
+    Column("is_admin", Boolean),
+    Column("self_service_active", Boolean),
+)
+_subscriptions = Table(
+    "subscriptions", _old, Column("id", Uuid), Column("employee_id", Uuid), Column("msisdn", String),
+    Column("plan_code", String),
+)  # fmt: skip
+_orders = Table(
+    "orders",
+    _old,
+    *(Column(c, Uuid) for c in ("id", "company_id", "employee_id")),
+    *(Column(c, String) for c in ("idempotency_key", "msisdn", "product_code", "kind", "status", "billing")),
+    Column("details", JSON),
+    Column("failure_reason", String),
+    Column("employee_charge_ore", Integer),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+_active_services = Table(
+    "active_services", _old, Column("subscription_id", Uuid), Column("product_code", String),
+    Column("order_id", Uuid),
+)  # fmt: skip
 
 
-async def test_the_migration_upgrades_a_database_with_orders_and_resolves_what_the_indexes_refuse(
+async def test_the_migration_upgrades_a_sqlite_database_with_orders_and_resolves_what_the_indexes_refuse(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "portal-api.db"
-    url = f"sqlite+aiosqlite:///{path}"
+    await upgrade_with_existing_orders(f"sqlite+aiosqlite:///{tmp_path / 'portal-api.db'}")
+
+
+@pytest.mark.integration
+async def test_the_migration_upgrades_a_postgresql_database_with_orders_and_resolves_what_the_indexes_refuse(
+    make_database: MakeDatabase,
+) -> None:
+    await upgrade_with_existing_orders(await make_database(None))
+
+
+async def upgrade_with_existing_orders(url: str) -> None:
+    """Upgrade a database at the initial schema holding orders, some of which the new indexes
+    refuse, and check what became of them."""
     await asyncio.to_thread(_upgrade, url, BEFORE)
 
     # What `make run` may have left behind, written as the previous version's code wrote it.
@@ -138,13 +200,15 @@ async def test_the_migration_upgrades_a_database_with_orders_and_resolves_what_t
 
     def order_row(
         name: str, product: str, kind: str, billing: str, status: str, minutes: int
-    ) -> tuple[Any, ...]:
+    ) -> dict[str, Any]:
         orders[name] = uuid.uuid4()
-        at = (start + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return (
-            _hex(orders[name]), _hex(company), _hex(employee), name, "4791234567", product, kind, "{}",
-            status, "Carrier rejected the order" if status == "failed" else None, None, 0, billing, at, at,
-        )  # fmt: skip
+        at = start + timedelta(minutes=minutes)
+        return {
+            "id": orders[name], "company_id": company, "employee_id": employee, "idempotency_key": name,
+            "msisdn": "4791234567", "product_code": product, "kind": kind, "details": {}, "status": status,
+            "failure_reason": "Carrier rejected the order" if status == "failed" else None,
+            "employee_charge_ore": 0, "billing": billing, "created_at": at, "updated_at": at,
+        }  # fmt: skip
 
     rows = [
         # Three Tvilling orders let through by the old read-then-insert race; the second activated it.
@@ -160,30 +224,41 @@ async def test_the_migration_upgrades_a_database_with_orders_and_resolves_what_t
         order_row("extra-2", "ekstra-data-5gb", "addon", "one_off", "received", 8),
         order_row("rejected", "min-sky-50gb", "addon", "monthly", "failed", 9),
     ]
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO companies VALUES (?, 'Old AS')", (_hex(company),))
-        for code, kind in [
-            ("tvilling", "addon"), ("nettvern", "addon"), ("ekstra-data-5gb", "addon"),
-            ("min-sky-50gb", "addon"), ("bedrift-total-c", "plan"), ("bedrift-total-d", "plan"),
-            ("bedrift-total-e", "plan"),
-        ]:  # fmt: skip
-            db.execute(
-                "INSERT INTO products VALUES (?, ?, ?, 'x', ?, 100, 'monthly', NULL, 0)",
-                (code, code, kind, code),
+    products = [
+        ("tvilling", "addon"), ("nettvern", "addon"), ("ekstra-data-5gb", "addon"), ("min-sky-50gb", "addon"),
+        ("bedrift-total-c", "plan"), ("bedrift-total-d", "plan"), ("bedrift-total-e", "plan"),
+    ]  # fmt: skip
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(_companies).values(id=company, name="Old AS"))
+            await conn.execute(
+                insert(_products),
+                [
+                    {"code": c, "name": c, "kind": k, "category": "x", "carrier_code": c,
+                     "billing": "monthly", "price_ore": 100, "sort_order": 0}
+                    for c, k in products
+                ],
+            )  # fmt: skip
+            await conn.execute(
+                insert(_employees).values(
+                    id=employee, company_id=company, email="old@example.no", name="Old", employee_number="9",
+                    is_admin=False, self_service_active=True,
+                )
+            )  # fmt: skip
+            await conn.execute(
+                insert(_subscriptions).values(
+                    id=subscription, employee_id=employee, msisdn="4791234567", plan_code="bedrift-total-c"
+                )
             )
-        db.execute(
-            "INSERT INTO employees VALUES (?, ?, 'old@example.no', 'Old', '9', 0, 1)",
-            (_hex(employee), _hex(company)),
-        )
-        db.execute(
-            "INSERT INTO subscriptions VALUES (?, ?, '4791234567', 'bedrift-total-c')",
-            (_hex(subscription), _hex(employee)),
-        )
-        db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        db.execute(
-            "INSERT INTO active_services (subscription_id, product_code, order_id) VALUES (?, 'tvilling', ?)",
-            (_hex(subscription), _hex(orders["tvilling-2"])),
-        )
+            await conn.execute(insert(_orders), rows)
+            await conn.execute(
+                insert(_active_services).values(
+                    subscription_id=subscription, product_code="tvilling", order_id=orders["tvilling-2"]
+                )
+            )
+    finally:
+        await engine.dispose()
 
     await migrate(SCRIPTS, url)
 
