@@ -218,6 +218,27 @@ async def test_a_notification_is_given_up_after_the_maximum_age(
     assert listener.received == []
 
 
+async def test_a_hub_keeps_at_most_max_pending_and_pushes_out_the_oldest(
+    run_carrier: RunCarrier, run_listener: RunListener, refusing_socket: socket.socket
+) -> None:
+    port = refusing_socket.getsockname()[1]
+    listener = Listener()
+    async with run_carrier(notification_max_pending=3) as carrier:
+        await carrier.register(f"http://127.0.0.1:{port}/")
+        orders = [await carrier.order(f"ord-{n}") for n in range(4)]
+        [full] = await hubs_until(carrier, lambda hubs: hubs[0]["expired"] == 5, "five pushed out")
+        async with run_listener(listener, refusing_socket):
+            [after] = await settled(carrier)
+
+    assert full["pending"] == 3
+    assert (after["delivered"], after["expired"], after["pending"]) == (3, 5, 0)
+    # What was kept is the newest: the last orders' completions, still each in order.
+    assert [r.order["state"] for r in listener.received].count("completed") >= 2
+    for order in orders:
+        states = listener.states(order["id"])
+        assert states == sorted(states, key=["acknowledged", "completed"].index)
+
+
 async def test_deleting_a_hub_stops_its_deliveries(
     run_carrier: RunCarrier, run_listener: RunListener, refusing_socket: socket.socket
 ) -> None:
