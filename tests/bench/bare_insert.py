@@ -1,10 +1,13 @@
 """The intake ceiling for `make bench`: a bare FastAPI endpoint that inserts one row, nothing else.
 
 Run as its own process, like the portal: `python -m tests.bench.bare_insert` with DATABASE_URL
-(a plain `postgresql://` URL) and HTTP_PORT. It takes the same request as `POST /api/v1/orders`
-(JSON body and Idempotency-Key header) and answers 202 after one INSERT, through an asyncpg pool
-as large as the portal's SQLAlchemy pool (10 + 10 overflow), under uvicorn with the same loop
-and HTTP parser (uvicorn's defaults: uvloop and httptools when installed) and no access log."""
+and HTTP_PORT. It takes the same request as `POST /api/v1/orders` (JSON body and
+Idempotency-Key header) and answers 202 after one INSERT, under uvicorn with the same loop and
+HTTP parser (uvicorn's defaults: uvloop and httptools when installed) and no access log.
+- a plain `postgresql://` URL: through an asyncpg pool as large as the portal's SQLAlchemy pool
+  (10 + 10 overflow);
+- a `sqlite:///path` URL: through one aiosqlite connection (the portal's driver) in WAL mode with
+  synchronous=NORMAL, as the portal sets SQLite up, committing each row."""
 
 from __future__ import annotations
 
@@ -14,13 +17,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import aiosqlite
 import asyncpg
 import uvicorn
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, Field
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SQLITE = DATABASE_URL.startswith("sqlite:///")
 _pool: list[asyncpg.Pool] = []
+_sqlite: list[aiosqlite.Connection] = []
 
 
 class OrderRequest(BaseModel):
@@ -29,6 +35,21 @@ class OrderRequest(BaseModel):
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    if SQLITE:
+        db = await aiosqlite.connect(DATABASE_URL.removeprefix("sqlite:///"))
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS bare_orders (id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL,"
+            " product_code TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+        )
+        await db.commit()
+        _sqlite.append(db)
+        try:
+            yield
+        finally:
+            await db.close()
+        return
     pool = await asyncpg.create_pool(DATABASE_URL, min_size=10, max_size=20)
     await pool.execute(
         "CREATE TABLE IF NOT EXISTS bare_orders ("
@@ -50,6 +71,14 @@ async def create_order(
     body: OrderRequest, idempotency_key: Annotated[str, Header(alias="Idempotency-Key")]
 ) -> dict[str, Any]:
     order_id = uuid.uuid4()
+    if SQLITE:
+        db = _sqlite[0]
+        await db.execute(
+            "INSERT INTO bare_orders (id, idempotency_key, product_code) VALUES (?, ?, ?)",
+            (str(order_id), idempotency_key, body.product_code),
+        )
+        await db.commit()
+        return {"id": str(order_id), "status": "received", "product_code": body.product_code}
     await _pool[0].execute(
         "INSERT INTO bare_orders (id, idempotency_key, product_code) VALUES ($1, $2, $3)",
         order_id,

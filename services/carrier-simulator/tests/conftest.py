@@ -200,7 +200,13 @@ def run_carrier() -> RunCarrier:
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[Carrier]:
-        settings: dict[str, Any] = {"latency_ms": 0, "failure_rate": 0.0, "unavailable_rate": 0.0}
+        # Each order's whole life, its first state too, so the tests see every notification.
+        settings: dict[str, Any] = {
+            "latency_ms": 0,
+            "failure_rate": 0.0,
+            "unavailable_rate": 0.0,
+            "notify_on_create": True,
+        }
         app = create_app(SimulatorSettings(**(settings | FAST_RETRIES | overrides)))
         async with served(app) as port:
             base_url = f"http://127.0.0.1:{port}"

@@ -121,6 +121,19 @@ async def test_every_order_s_states_arrive_in_order_when_many_overlap(
     assert heard != [order["id"] for order in orders]
 
 
+async def test_by_default_an_order_is_told_from_its_first_change_not_its_creation(
+    run_carrier: RunCarrier, run_listener: RunListener
+) -> None:
+    listener = Listener()
+    async with run_listener(listener) as port, run_carrier(notify_on_create=False, latency_ms=50) as carrier:
+        await carrier.register(f"http://127.0.0.1:{port}")
+        order = await carrier.order("ord-1")
+        await until(lambda: len(listener.received) == 2, "two notifications")
+        await asyncio.sleep(0.1)
+
+    assert listener.states(order["id"]) == ["inProgress", "completed"]
+
+
 async def test_zero_latency_orders_notify_acknowledged_then_completed(
     run_carrier: RunCarrier, run_listener: RunListener
 ) -> None:

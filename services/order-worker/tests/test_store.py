@@ -61,7 +61,7 @@ async def submitted_order(store: ProvisioningStore) -> str:
         rng=random.Random(),
         scheduled=True,
     )
-    assert await store.add(provisioning, message_id=str(uuid.uuid4()), traceparent=TRACE)
+    assert await store.add(provisioning, traceparent=TRACE)
     return str(provisioning.order.order_id)
 
 
@@ -120,3 +120,19 @@ async def test_a_released_lease_without_a_change_comes_due_again(store: Provisio
         count = await session.scalar(select(func.count()).select_from(tables.outbox))
     assert count == 1  # the outage added no event
     assert len(await store.claim_due(owner="w2", now=later + timedelta(hours=1), limit=5, lease_s=60)) == 1
+
+
+async def test_the_same_order_added_twice_is_recorded_once_with_its_events_once(
+    store: ProvisioningStore,
+) -> None:
+    order = snapshot()
+    now = datetime.now(UTC)
+    outcomes = []
+    for _ in range(2):  # a redelivered OrderPlaced, or the same order under a new message id
+        provisioning = Provisioning.start(order, SCHEDULE)
+        provisioning.observe(
+            seen(CarrierOrderState.COMPLETED), now=now, schedule=SCHEDULE, rng=random.Random(), scheduled=True
+        )
+        outcomes.append(await store.add(provisioning, traceparent=TRACE))
+    assert outcomes == [True, False]
+    assert await outbox_types(store) == ["mport.order.completed.v1"]

@@ -127,6 +127,7 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
         max_orders=settings.max_orders,
         listener=notifier,
         on_change=on_change,
+        notify_on_create=settings.notify_on_create,
     )
 
     @asynccontextmanager

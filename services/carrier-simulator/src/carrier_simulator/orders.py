@@ -93,12 +93,14 @@ class OrderBook:
         max_orders: int,
         listener: StateChangeListener | None = None,
         on_change: Callable[[], None] | None = None,
+        notify_on_create: bool = False,
     ) -> None:
         self._behaviour = behaviour
         self._known_offerings = frozenset(known_offerings)
         self._rng = rng
         self._max_orders = max_orders
         self._listener = listener
+        self._notify_on_create = notify_on_create
         self._on_change = on_change
         self._orders: dict[str, _Order] = {}
         self._by_external_id: dict[str, str] = {}
@@ -114,9 +116,12 @@ class OrderBook:
                 return self._render(existing), False
             order = self._create(request)
             # Rendered before any timer can run, so the answer shows the order as acknowledged;
-            # the acknowledged notification carries the same rendering.
+            # the acknowledged notification, if any, carries the same rendering.
             rendered = self._render(order)
-            self._changed(order, at=order.created_at, rendered=rendered)
+            if self._notify_on_create:
+                self._changed(order, at=order.created_at, rendered=rendered)
+            else:
+                self._stored(order)
             return rendered, True
 
     def get(self, order_id: str) -> ProductOrder | None:
@@ -277,10 +282,13 @@ class OrderBook:
             ]
         self._changed(order, at=now)
 
-    def _changed(self, order: _Order, *, at: datetime, rendered: ProductOrder | None = None) -> None:
+    def _stored(self, order: _Order) -> None:
         order.saved_json = None
         if self._on_change is not None:
             self._on_change()
+
+    def _changed(self, order: _Order, *, at: datetime, rendered: ProductOrder | None = None) -> None:
+        self._stored(order)
         if self._listener is not None and self._listener.listening:
             self._listener.order_changed(rendered or self._render(order), at=at)
 

@@ -49,6 +49,10 @@ class SimulatorSettings(BaseSettings):
     unavailable_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     # Absent altogether: every TMF622 route answers 503 and no notification goes out.
     down: bool = False
+    # A ProductOrderStateChangeEvent for the `acknowledged` an order starts in. Off by default:
+    # being created is no state change (TMF622 has ProductOrderCreateEvent for that), and the
+    # answer to the POST already says it; on, every hub hears each order from its first state.
+    notify_on_create: bool = False
     # Share of notifications never sent (per notification and hub), to simulate lost ones.
     notification_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     notification_timeout_s: float = Field(default=5.0, gt=0)

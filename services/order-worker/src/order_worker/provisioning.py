@@ -58,8 +58,9 @@ class OrderProvisioning:
     # Carrier orders known to be finished, so their late notifications cost no database read.
     _finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _finished_max: int = 10_000
-    # Carrier orders between the carrier's answer and our record of it: a notice about one of
-    # them waits until the record is committed, instead of finding no order.
+    # Our orders between submitting and the record of what the carrier said: a notice about one
+    # of them (the carrier may post it before its answer arrives) waits until the record is
+    # committed, instead of finding no order.
     _recording: dict[str, StateChangeNotice | None] = field(default_factory=dict)
     on_notice_ready: Callable[[StateChangeNotice], None] | None = None
     # The first look pays off only with a carrier that finishes at once; with a slower one it is
@@ -80,11 +81,9 @@ class OrderProvisioning:
             log.info("duplicate OrderPlaced ignored", order_id=order_id)
             return
         provisioning = Provisioning.start(order, self.schedule)
-        seen = await self._submit(order)
-        carrier_order_id = seen.order.id if isinstance(seen, Seen) else None
-        if carrier_order_id is not None:
-            self._recording.setdefault(carrier_order_id, None)
+        self._recording[order_id] = None
         try:
+            seen = await self._submit(order)
             if isinstance(seen, Seen) and not seen.order.is_terminal and self._worth_a_first_look():
                 await asyncio.sleep(self.first_look_s)
                 again = await self._look(seen.order.id)
@@ -92,17 +91,15 @@ class OrderProvisioning:
                     seen = again
                 self._first_look_hits = 0.9 * self._first_look_hits + 0.1 * seen.order.is_terminal
             provisioning.observe(seen, now=self.clock(), schedule=self.schedule, rng=self.rng, scheduled=True)
-            added = await self.store.add(
-                provisioning, message_id=envelope.id, traceparent=envelope.traceparent
-            )
+            added = await self.store.add(provisioning, traceparent=envelope.traceparent)
         finally:
-            waiting = self._recording.pop(carrier_order_id, None) if carrier_order_id else None
+            waiting = self._recording.pop(order_id, None)
         if not added:
             log.info("duplicate OrderPlaced ignored", order_id=order_id)
             return
         self._log_outcome(provisioning)
-        if not provisioning.phase.is_open and carrier_order_id:
-            self._remember_finished(carrier_order_id)
+        if not provisioning.phase.is_open and provisioning.carrier_order_id:
+            self._remember_finished(provisioning.carrier_order_id)
         elif waiting is not None and self.on_notice_ready is not None:
             self.on_notice_ready(waiting)
 
@@ -123,9 +120,10 @@ class OrderProvisioning:
         if carrier_order_id in self._finished:
             metrics.NOTIFICATIONS.labels("finished").inc()
             return
-        if carrier_order_id in self._recording:
-            self._recording[carrier_order_id] = notice
-            return
+        for order_id in notice.external_ids:
+            if order_id in self._recording:
+                self._recording[order_id] = notice
+                return
         stored = await self.store.by_carrier_order_id(carrier_order_id)
         if stored is None:
             # Not recorded under this carrier id yet (a submit whose answer was lost): by our id.

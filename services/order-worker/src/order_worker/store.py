@@ -10,7 +10,6 @@ from typing import Any
 
 from mport_shared.db import insert_if_absent
 from mport_shared.events import OrderFailureCode, OrderSnapshot, envelop
-from mport_shared.messaging.inbox import claim_message
 from mport_shared.messaging.outbox import add_to_outbox
 from mport_shared.tracing import current_traceparent
 from sqlalchemy import Table, or_, select, update
@@ -20,7 +19,6 @@ from order_worker.domain import OPEN_PHASES, Phase, Provisioning
 from order_worker.models import CarrierOrderRecord, tables
 
 SOURCE = "/mport/order-worker"
-CONSUMER = "order-worker"
 
 _T: Table = CarrierOrderRecord.__table__  # type: ignore[assignment]
 _COLUMNS = (
@@ -62,12 +60,13 @@ class ProvisioningStore:
             found = await connection.scalar(select(_T.c.order_id).where(_T.c.order_id == order_id))
         return found is not None
 
-    async def add(self, provisioning: Provisioning, *, message_id: str, traceparent: str) -> bool:
-        """Record a new order's provisioning and its events, with the message that brought it;
-        False if that message, or another carrying the same order, was recorded before."""
+    async def add(self, provisioning: Provisioning, *, traceparent: str) -> bool:
+        """Record a new order's provisioning and its events; False if the order was recorded
+        before (a redelivered message, or the same order published twice).
+
+        The order id is the key, so this is the consumer's deduplication: an inbox of message ids
+        would add a write per order and miss the same order under a new message id."""
         async with self.sessions.begin() as session:
-            if not await claim_message(session, tables.inbox, consumer=CONSUMER, message_id=message_id):
-                return False
             values = _values(provisioning)
             values.update(
                 order_id=str(provisioning.order.order_id),
