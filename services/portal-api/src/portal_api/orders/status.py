@@ -21,6 +21,7 @@ from mport_shared.messaging.consumer import Handler, PermanentFailure
 from mport_shared.messaging.inbox import claim_message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import lazyload
 
 from portal_api.models import ActiveService, Order, SimCard, Subscription, tables
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, moves_forward
@@ -87,8 +88,10 @@ class OrderStatusHandlers:
                 if not moves_forward(order.status, OrderStatus.COMPLETED):
                     return None
                 order.carrier_order_id = event.carrier_order_id
+                self._move(order, OrderStatus.COMPLETED)
+                # After the order's own changes, so that they go out in one UPDATE.
                 await _apply_to_subscription(session, order)
-                return self._move(order, OrderStatus.COMPLETED)
+                return order
             case OrderFailed():
                 order = await self._order(session, event.order.order_id)
                 if not moves_forward(order.status, OrderStatus.FAILED):
@@ -100,7 +103,10 @@ class OrderStatusHandlers:
 
     @staticmethod
     async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order:
-        order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update(of=Order))
+        # Without joining its product (the default): a status change needs the order row alone.
+        order = await session.scalar(
+            select(Order).where(Order.id == order_id).options(lazyload(Order.product)).with_for_update(of=Order)
+        )
         if order is None:
             raise PermanentFailure(f"status event for unknown order {order_id}")
         return order
@@ -127,22 +133,24 @@ def _utc(moment: datetime) -> datetime:
 
 async def _apply_to_subscription(session: AsyncSession, order: Order) -> None:
     """A completed order changes the subscription: an add-on, a new plan, or a SIM card."""
+    if OrderKind(order.kind) is OrderKind.ADDON:
+        # The most common case needs no subscription loaded (with its services and SIM cards).
+        await insert_if_absent(
+            session,
+            ActiveService,
+            {
+                "subscription_id": order.subscription_id,
+                "product_code": order.product_code,
+                "order_id": order.id,
+            },
+            keys=["subscription_id", "product_code"],
+        )
+        return
     subscription = await session.get(Subscription, order.subscription_id)
     if subscription is None:
         log.warning("completed order for a subscription no longer on file", order_id=str(order.id))
         return
     match OrderKind(order.kind):
-        case OrderKind.ADDON:
-            await insert_if_absent(
-                session,
-                ActiveService,
-                {
-                    "subscription_id": subscription.id,
-                    "product_code": order.product_code,
-                    "order_id": order.id,
-                },
-                keys=["subscription_id", "product_code"],
-            )
         case OrderKind.PLAN:
             subscription.plan_code = order.product_code
         case OrderKind.SIM_ORDER:
