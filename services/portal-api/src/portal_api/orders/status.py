@@ -105,7 +105,10 @@ class OrderStatusHandlers:
     async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order:
         # Without joining its product (the default): a status change needs the order row alone.
         order = await session.scalar(
-            select(Order).where(Order.id == order_id).options(lazyload(Order.product)).with_for_update(of=Order)
+            select(Order)
+            .where(Order.id == order_id)
+            .options(lazyload(Order.product))
+            .with_for_update(of=Order)
         )
         if order is None:
             raise PermanentFailure(f"status event for unknown order {order_id}")
