@@ -1,16 +1,20 @@
-"""The TMF622 carrier adapter against the simulator in-process, and against scripted HTTP failures."""
+"""The TMF622 carrier adapter against the simulator and against scripted carriers, each served on a
+loopback port, and against a carrier that refuses, stalls or does not speak HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 from carrier_simulator import SimulatorSettings, create_app
+from mport_shared.testing import served
 from order_worker.adapters.carrier import (
     CarrierOrder,
     CarrierOrderRequest,
@@ -23,27 +27,88 @@ from order_worker.adapters.carrier import (
     look_again,
     parse_state_change,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
-BASE_URL = "http://carrier.test/tmf-api/productOrderingManagement/v5"
+API = "/tmf-api/productOrderingManagement/v5"
+
+LookBehind = Callable[..., Awaitable[Any]]
 
 
 @asynccontextmanager
-async def simulated(**overrides: Any) -> AsyncIterator[tuple[Tmf622Carrier, httpx.AsyncClient]]:
-    """The adapter on a fresh simulator, and a raw client to look behind its back."""
+async def carrier_at(base_url: str, *, timeout_s: float = 10.0) -> AsyncIterator[Tmf622Carrier]:
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield Tmf622Carrier(session, base_url + API)
+
+
+@asynccontextmanager
+async def simulated(**overrides: Any) -> AsyncIterator[tuple[Tmf622Carrier, LookBehind]]:
+    """The adapter on a fresh simulator, and a raw GET (JSON) to look behind its back."""
     settings: dict[str, Any] = {"latency_ms": 0, "failure_rate": 0.0, "unavailable_rate": 0.0}
     app = create_app(SimulatorSettings(**(settings | overrides)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-        yield Tmf622Carrier(client), client
+    async with served(app) as base_url, aiohttp.ClientSession() as session:
+
+        async def look_behind(path: str, **params: str) -> Any:
+            async with session.get(f"{base_url}{API}/{path}", params=params) as response:
+                return await response.json()
+
+        yield Tmf622Carrier(session, base_url + API), look_behind
 
 
-@asynccontextmanager
-async def scripted(
-    handler: Callable[[httpx.Request], httpx.Response],
-) -> AsyncIterator[Tmf622Carrier]:
-    transport = httpx.MockTransport(handler)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-        yield Tmf622Carrier(client)
+@dataclass(frozen=True)
+class Seen:
+    """A request as the scripted carrier received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any  # the JSON sent, None for no body
+    client_port: int  # tells one connection from another
+
+
+Answer = Callable[[Seen], Response]
+
+
+class ScriptedCarrier:
+    """A carrier that gives the test's `answer` to every request, and keeps the requests. Served
+    once for the module: starting and stopping uvicorn takes ~0.2 s, most of the test's time."""
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self._answer: Answer = lambda _: Response(status_code=500)
+        self._seen: list[Seen] = []
+
+    @asynccontextmanager
+    async def __call__(self, answer: Answer) -> AsyncIterator[tuple[Tmf622Carrier, list[Seen]]]:
+        self._answer, self._seen = answer, []
+        async with carrier_at(self.base_url) as carrier:
+            yield carrier, self._seen
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        assert request.client is not None
+        seen = Seen(
+            method=request.method,
+            path=request.url.path,
+            query=dict(request.query_params),
+            body=json.loads(body) if body else None,
+            client_port=request.client.port,
+        )
+        self._seen.append(seen)
+        return self._answer(seen)
+
+
+@pytest.fixture(scope="module")
+async def scripted() -> AsyncIterator[ScriptedCarrier]:
+    """`async with scripted(answer) as (carrier, seen)`: the adapter on a scripted carrier."""
+    carrier = ScriptedCarrier()
+    app = Starlette(routes=[Route("/{path:path}", carrier.endpoint, methods=["GET", "POST", "DELETE"])])
+    async with served(app) as base_url:
+        carrier.base_url = base_url
+        yield carrier
 
 
 def order_request(
@@ -58,11 +123,11 @@ def order_request(
     )
 
 
-def tmf_error(status_code: int, reason: str, message: str | None = None) -> httpx.Response:
+def tmf_error(status_code: int, reason: str, message: str | None = None) -> Response:
     body = {"code": "X", "reason": reason, "status": str(status_code), "@type": "Error"}
     if message:
         body["message"] = message
-    return httpx.Response(status_code, json=body)
+    return JSONResponse(body, status_code)
 
 
 async def until_terminal(carrier: Tmf622Carrier, order: CarrierOrder) -> CarrierOrder:
@@ -75,10 +140,10 @@ async def until_terminal(carrier: Tmf622Carrier, order: CarrierOrder) -> Carrier
 
 
 async def test_submitting_twice_makes_one_carrier_order() -> None:
-    async with simulated(latency_ms=60_000) as (carrier, client):
+    async with simulated(latency_ms=60_000) as (carrier, look_behind):
         first = await carrier.submit(order_request("ord-7"))
         again = await carrier.submit(order_request("ord-7"))
-        at_carrier = (await client.get("productOrder", params={"externalId": "ord-7"})).json()
+        at_carrier = await look_behind("productOrder", externalId="ord-7")
 
     assert again == first
     assert first.external_id == "ord-7"
@@ -98,9 +163,9 @@ async def test_submitted_order_completes() -> None:
 
 
 async def test_submit_sends_a_tmf622_product_order() -> None:
-    async with simulated(latency_ms=60_000) as (carrier, client):
+    async with simulated(latency_ms=60_000) as (carrier, look_behind):
         submitted = await carrier.submit(order_request(icc="8947000000000000001"))
-        stored = (await client.get(f"productOrder/{submitted.id}")).json()
+        stored = await look_behind(f"productOrder/{submitted.id}")
 
     assert stored["externalId"] == [
         {
@@ -152,49 +217,89 @@ async def test_the_carriers_expected_completion_date_is_read() -> None:
     assert submitted.expected_completion.tzinfo is not None
 
 
-async def test_a_first_look_reads_an_unfinished_order_once_more_and_keeps_it_through_an_outage() -> None:
+async def test_a_first_look_reads_an_unfinished_order_once_more_and_keeps_it_through_an_outage(
+    scripted: ScriptedCarrier,
+) -> None:
     acknowledged = CarrierOrder(
         id="c-1", external_id="o", state=CarrierOrderState.ACKNOWLEDGED, failure_reason=None
     )
-    async with scripted(lambda _: tmf_error(503, "busy")) as carrier:
+    async with scripted(lambda _: tmf_error(503, "busy")) as (carrier, _):
         assert await look_again(carrier, acknowledged, after_s=0) is acknowledged
     done = {"id": "c-1", "state": "completed", "@type": "ProductOrder"}
-    async with scripted(lambda _: httpx.Response(200, json=done)) as carrier:
+    async with scripted(lambda _: JSONResponse(done)) as (carrier, _):
         assert (await look_again(carrier, acknowledged, after_s=0)).state is CarrierOrderState.COMPLETED
 
 
 @pytest.mark.parametrize("status_code", [500, 502, 503, 504, 429, 408, 404, 401, 403])
-async def test_transient_answers_are_unavailable(status_code: int) -> None:
-    async with scripted(lambda _: tmf_error(status_code, "busy")) as carrier:
+async def test_transient_answers_are_unavailable(status_code: int, scripted: ScriptedCarrier) -> None:
+    async with scripted(lambda _: tmf_error(status_code, "busy")) as (carrier, _):
         with pytest.raises(CarrierUnavailable) as raised:
             await carrier.submit(order_request())
 
     assert not isinstance(raised.value, CarrierResponseInvalid)
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [
-        httpx.ConnectError("connection refused"),
-        httpx.ReadTimeout("read timed out"),
-        httpx.RemoteProtocolError("peer closed connection"),
-    ],
-    ids=type,
-)
-async def test_transport_failures_are_unavailable(failure: httpx.TransportError) -> None:
-    def fail(_: httpx.Request) -> httpx.Response:
-        raise failure
+@asynccontextmanager
+async def refusing() -> AsyncIterator[str]:
+    """A carrier whose port is bound but not listening: every connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
-    async with scripted(fail) as carrier:
+
+@asynccontextmanager
+async def stalling() -> AsyncIterator[str]:
+    """A carrier that takes every request and answers none while the test runs."""
+    released = asyncio.Event()
+
+    async def endpoint(_: Request) -> Response:
+        await released.wait()
+        return Response(status_code=204)
+
+    async with served(Starlette(routes=[Route("/{path:path}", endpoint, methods=["POST"])])) as base_url:
+        try:
+            yield base_url
+        finally:
+            released.set()  # so that uvicorn, which waits for the request in hand, stops at once
+
+
+@asynccontextmanager
+async def not_speaking_http() -> AsyncIterator[str]:
+    """A peer that reads the request, answers with bytes that are not HTTP and hangs up."""
+
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"\x00\x01 not HTTP at all\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("carrier_away", "cause"),
+    [
+        (refusing, aiohttp.ClientConnectorError),
+        (stalling, TimeoutError),
+        (not_speaking_http, aiohttp.ClientResponseError),
+    ],
+    ids=["connection-refused", "read-timeout", "protocol-error"],
+)
+async def test_network_failures_are_unavailable(
+    carrier_away: Callable[[], AbstractAsyncContextManager[str]], cause: type[Exception]
+) -> None:
+    async with carrier_away() as base_url, carrier_at(base_url, timeout_s=0.2) as carrier:
         with pytest.raises(CarrierUnavailable) as raised:
             await carrier.submit(order_request())
 
-    assert raised.value.__cause__ is failure
+    assert isinstance(raised.value.__cause__, cause)
 
 
-async def test_bad_request_is_rejected_with_the_tmf_reason() -> None:
+async def test_bad_request_is_rejected_with_the_tmf_reason(scripted: ScriptedCarrier) -> None:
     answer = tmf_error(400, "Invalid request", "productOrderItem.0.action: bad")
-    async with scripted(lambda _: answer) as carrier:
+    async with scripted(lambda _: answer) as (carrier, _):
         with pytest.raises(CarrierRejected) as raised:
             await carrier.submit(order_request())
 
@@ -202,19 +307,19 @@ async def test_bad_request_is_rejected_with_the_tmf_reason() -> None:
     assert raised.value.status_code == 400
 
 
-async def test_rejection_without_a_tmf_body_keeps_the_text() -> None:
-    async with scripted(lambda _: httpx.Response(422, text="msisdn not ours")) as carrier:
+async def test_rejection_without_a_tmf_body_keeps_the_text(scripted: ScriptedCarrier) -> None:
+    async with scripted(lambda _: PlainTextResponse("msisdn not ours", 422)) as (carrier, _):
         with pytest.raises(CarrierRejected, match="msisdn not ours"):
             await carrier.submit(order_request())
 
 
-async def test_answer_that_is_not_a_product_order_is_invalid() -> None:
-    async with scripted(lambda _: httpx.Response(201, json={"hello": "world"})) as carrier:
+async def test_answer_that_is_not_a_product_order_is_invalid(scripted: ScriptedCarrier) -> None:
+    async with scripted(lambda _: JSONResponse({"hello": "world"}, 201)) as (carrier, _):
         with pytest.raises(CarrierResponseInvalid):
             await carrier.submit(order_request())
 
 
-async def test_conflict_on_a_repeated_external_id_finds_the_first_order() -> None:
+async def test_conflict_on_a_repeated_external_id_finds_the_first_order(scripted: ScriptedCarrier) -> None:
     existing = {
         "id": "c-42",
         "state": "inProgress",
@@ -222,43 +327,67 @@ async def test_conflict_on_a_repeated_external_id_finds_the_first_order() -> Non
         "@type": "ProductOrder",
     }
 
-    def carrier_that_refuses_duplicates(request: httpx.Request) -> httpx.Response:
+    def carrier_that_refuses_duplicates(request: Seen) -> Response:
         if request.method == "POST":
             return tmf_error(409, "Duplicate externalId")
-        assert request.url.params["externalId"] == "ord-1"
-        return httpx.Response(200, json=[existing])
+        return JSONResponse([existing])
 
-    async with scripted(carrier_that_refuses_duplicates) as carrier:
+    async with scripted(carrier_that_refuses_duplicates) as (carrier, seen):
         found = await carrier.submit(order_request())
 
+    assert [(request.method, request.query) for request in seen] == [
+        ("POST", {}),
+        ("GET", {"externalId": "ord-1"}),
+    ]
     assert found == CarrierOrder(
         id="c-42", external_id="ord-1", state=CarrierOrderState.IN_PROGRESS, failure_reason=None
     )
 
 
-async def test_a_listener_is_registered_with_a_hub_and_removed_again() -> None:
-    seen: list[tuple[str, str, Any]] = []
-
-    def hub(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        seen.append((request.method, request.url.path, body))
+async def test_a_listener_is_registered_with_a_hub_and_removed_again(scripted: ScriptedCarrier) -> None:
+    def hub(request: Seen) -> Response:
         if request.method == "POST":
-            return httpx.Response(201, json={"id": "hub-1", "callback": body["callback"], "@type": "Hub"})
-        return httpx.Response(204)
+            return JSONResponse({"id": "hub-1", "callback": request.body["callback"], "@type": "Hub"}, 201)
+        return Response(status_code=204)
 
-    async with scripted(hub) as carrier:
+    async with scripted(hub) as (carrier, seen):
         hub_id = await carrier.register_listener("http://worker:8091/?token=t")
         await carrier.unregister_listener(hub_id)
 
     assert hub_id == "hub-1"
-    assert seen[0][:2] == ("POST", "/tmf-api/productOrderingManagement/v5/hub")
-    assert seen[0][2]["callback"] == "http://worker:8091/?token=t"
-    assert seen[1][:2] == ("DELETE", "/tmf-api/productOrderingManagement/v5/hub/hub-1")
+    assert (seen[0].method, seen[0].path) == ("POST", "/tmf-api/productOrderingManagement/v5/hub")
+    assert seen[0].body["callback"] == "http://worker:8091/?token=t"
+    assert (seen[1].method, seen[1].path) == ("DELETE", "/tmf-api/productOrderingManagement/v5/hub/hub-1")
 
 
-async def test_removing_a_hub_the_carrier_no_longer_knows_is_no_error() -> None:
-    async with scripted(lambda _: tmf_error(404, "No such hub")) as carrier:
+async def test_removing_a_hub_the_carrier_no_longer_knows_is_no_error(scripted: ScriptedCarrier) -> None:
+    async with scripted(lambda _: tmf_error(404, "No such hub")) as (carrier, _):
         await carrier.unregister_listener("gone")
+
+
+async def test_calls_share_one_kept_alive_connection_after_errors_too(scripted: ScriptedCarrier) -> None:
+    done = {"id": "c-1", "state": "completed", "@type": "ProductOrder"}
+
+    def answer(request: Seen) -> Response:
+        return JSONResponse(done) if request.path.endswith("/c-1") else tmf_error(503, "busy")
+
+    async with scripted(answer) as (carrier, seen):
+        for _ in range(3):
+            assert (await carrier.get("c-1")).state is CarrierOrderState.COMPLETED
+            with pytest.raises(CarrierUnavailable, match="busy"):
+                await carrier.get("c-2")
+
+    assert len(seen) == 6
+    assert len({request.client_port for request in seen}) == 1
+
+
+async def test_a_redirect_is_not_followed(scripted: ScriptedCarrier) -> None:
+    moved = Response(status_code=307, headers={"location": "/elsewhere"})
+    async with scripted(lambda _: moved) as (carrier, seen):
+        with pytest.raises(CarrierResponseInvalid):
+            await carrier.submit(order_request())
+
+    assert [request.method for request in seen] == ["POST"]
 
 
 def test_a_state_change_notification_names_its_order_and_claims_a_state() -> None:

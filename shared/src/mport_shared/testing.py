@@ -322,3 +322,35 @@ async def make_stack(amqp_url: str, make_database: MakeDatabase) -> AsyncIterato
     yield make
     for stack in stacks:
         await stack.stop()
+
+
+@contextlib.asynccontextmanager
+async def served(app: Callable[..., Awaitable[None]]) -> AsyncIterator[str]:
+    """Any ASGI app (its lifespan included) behind uvicorn on a free loopback port, in this event
+    loop; yields its base URL, e.g. `http://127.0.0.1:40123`. For clients that have no in-process
+    transport (aiohttp) and for what needs a real socket."""
+    import socket
+
+    import uvicorn
+
+    # Bound before uvicorn starts, so the port is ours: no race with another test taking it.
+    # IPPROTO_TCP said outright: asyncio turns Nagle off only on sockets that say so, and with
+    # Nagle on, each answer on a kept-alive connection waited ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, ws="none", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise AssertionError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

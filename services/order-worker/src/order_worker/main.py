@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from contextlib import AsyncExitStack
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 from mport_shared.app import serve, service_app
 from mport_shared.events import OrderPlaced
@@ -57,20 +57,16 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
 
     async def setup(resources: AsyncExitStack) -> None:
         if carrier is None:
-            client = await resources.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=settings.carrier_base_url,
-                    timeout=settings.carrier_timeout_s,
-                    # httpcore checks every pooled connection (one poll() each) on every request
-                    # and response, so a pool larger than the carrier calls really in flight costs
-                    # CPU on each call; kept-alive and maximum are equal so bursts do not churn.
-                    limits=httpx.Limits(
-                        max_connections=settings.carrier_max_connections,
-                        max_keepalive_connections=settings.carrier_max_connections,
-                    ),
+            session = await resources.enter_async_context(
+                # aiohttp, not httpx: reading an order from the simulator cost ~0.9 ms of CPU
+                # through httpx and ~0.2 ms through aiohttp. The timeout covers a whole call,
+                # waiting for a pooled connection included; no proxy from the environment.
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=settings.carrier_max_connections),
+                    timeout=aiohttp.ClientTimeout(total=settings.carrier_timeout_s),
                 )
             )
-            provisioning.carrier = Tmf622Carrier(client)
+            provisioning.carrier = Tmf622Carrier(session, settings.carrier_base_url)
 
     async def started(background: AsyncExitStack) -> None:
         # Closed in reverse: the hub goes first, then the notices and checks in hand finish,

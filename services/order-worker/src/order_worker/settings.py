@@ -26,8 +26,8 @@ class OrderWorkerSettings(ServiceSettings):
     carrier_base_url: str = "http://127.0.0.1:8081/tmf-api/productOrderingManagement/v5"
     carrier_timeout_s: Seconds = 10.0
     # Connections to the carrier; calls beyond it wait for one (up to carrier_timeout_s). Enough
-    # for a quick carrier: under the bench load 8 to 16 served every call, and a pool of 64
-    # (the old prefetch * 2) spent ~10% of the worker's CPU looking after idle connections.
+    # for a quick carrier: under the bench load 8 to 16 served every call, and with httpx a pool
+    # of 64 (the old prefetch * 2) spent ~10% of the worker's CPU looking after idle connections.
     carrier_max_connections: int = Field(default=16, ge=1, le=1000)
     # Where the carrier reaches this worker's listener (TMF622 notifications); by default its own
     # HTTP address. Behind a load balancer or in a pod, the address the carrier can reach.

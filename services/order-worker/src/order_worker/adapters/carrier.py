@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 MSISDN_CHARACTERISTIC = "msisdn"
@@ -163,53 +164,67 @@ class _Error(_Wire):
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A carrier's HTTP answer, read in full."""
+
+    status: int
+    body: bytes
+    reason_phrase: str
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
 class Tmf622Carrier:
     """A carrier that speaks TMF622 Product Ordering v5 over HTTP.
 
-    `client` has its base_url at the API root, e.g.
-    `http://127.0.0.1:8081/tmf-api/productOrderingManagement/v5`, and carries timeouts and auth.
+    `base_url` is the API root, e.g. `http://127.0.0.1:8081/tmf-api/productOrderingManagement/v5`;
+    `session` carries the timeout, the connection pool and any auth.
     """
 
-    def __init__(self, client: httpx.AsyncClient, *, owner: str = "mPort") -> None:
-        self._client = client
+    def __init__(self, session: aiohttp.ClientSession, base_url: str, *, owner: str = "mPort") -> None:
+        self._session = session
+        self._root = base_url.rstrip("/")
         # Names us as the system that owns the externalId, as TMF's ExternalIdentifier asks.
         self._owner = owner
 
     async def submit(self, request: CarrierOrderRequest) -> CarrierOrder:
-        response = await self._send("POST", "productOrder", json=self._product_order(request))
-        if response.status_code == httpx.codes.CONFLICT:
+        answer = await self._send("POST", "productOrder", json=self._product_order(request))
+        if answer.status == HTTPStatus.CONFLICT:
             # Some carriers refuse a repeated externalId instead of returning the first order.
-            return await self._find_by_external_id(request.order_id, conflict=response)
-        return self._order_from(response)
+            return await self._find_by_external_id(request.order_id, conflict=answer)
+        return self._order_from(answer)
 
     async def get(self, carrier_order_id: str) -> CarrierOrder:
-        response = await self._send("GET", f"productOrder/{quote(carrier_order_id, safe='')}")
-        if response.status_code == httpx.codes.NOT_FOUND:
-            raise CarrierOrderUnknown(f"carrier has no productOrder {carrier_order_id}: {_reason(response)}")
-        return self._order_from(response)
+        answer = await self._send("GET", f"productOrder/{quote(carrier_order_id, safe='')}")
+        if answer.status == HTTPStatus.NOT_FOUND:
+            raise CarrierOrderUnknown(f"carrier has no productOrder {carrier_order_id}: {_reason(answer)}")
+        return self._order_from(answer)
 
     async def register_listener(self, callback: str) -> str:
-        response = await self._send("POST", "hub", json={"callback": callback, "@type": "Hub"})
-        self._raise_for_status(response)
+        answer = await self._send("POST", "hub", json={"callback": callback, "@type": "Hub"})
+        self._raise_for_status(answer)
         try:
-            return _Hub.model_validate_json(response.content).id
+            return _Hub.model_validate_json(answer.body).id
         except ValidationError as exc:
             raise CarrierResponseInvalid(f"carrier answered POST /hub without a Hub: {exc}") from exc
 
     async def unregister_listener(self, hub_id: str) -> None:
-        response = await self._send("DELETE", f"hub/{quote(hub_id, safe='')}")
-        if response.status_code != httpx.codes.NOT_FOUND:
-            self._raise_for_status(response)
+        answer = await self._send("DELETE", f"hub/{quote(hub_id, safe='')}")
+        if answer.status != HTTPStatus.NOT_FOUND:
+            self._raise_for_status(answer)
 
-    async def _find_by_external_id(self, order_id: str, *, conflict: httpx.Response) -> CarrierOrder:
-        response = await self._send("GET", "productOrder", params={"externalId": order_id})
-        self._raise_for_status(response)
+    async def _find_by_external_id(self, order_id: str, *, conflict: _Answer) -> CarrierOrder:
+        answer = await self._send("GET", "productOrder", params={"externalId": order_id})
+        self._raise_for_status(answer)
         try:
-            found = [_ProductOrder.model_validate(item) for item in response.json()]
+            found = [_ProductOrder.model_validate(item) for item in json.loads(answer.body)]
         except (ValueError, TypeError) as exc:
             raise CarrierResponseInvalid(f"carrier listed orders unreadably: {exc}") from exc
         if not found:
-            raise CarrierRejected(_reason(conflict), status_code=conflict.status_code)
+            raise CarrierRejected(_reason(conflict), status_code=conflict.status)
         return self._to_carrier_order(found[0], order_id)
 
     def _product_order(self, request: CarrierOrderRequest) -> dict[str, Any]:
@@ -249,18 +264,23 @@ class Tmf622Carrier:
             ],
         }
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> _Answer:
         try:
-            return await self._client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
+            # Redirects are not followed: a POST must not turn into a GET somewhere else.
+            async with self._session.request(
+                method, f"{self._root}/{path}", allow_redirects=False, **kwargs
+            ) as response:
+                # Read to the end in here: only then does the connection go back to the pool.
+                return _Answer(response.status, await response.read(), response.reason or "")
+        except (aiohttp.ClientError, TimeoutError) as exc:
             # Connection refused, reset, timed out: nothing says the carrier saw the request,
             # and submit is idempotent, so the whole call can be repeated.
             raise CarrierUnavailable(f"carrier unreachable: {exc!r}") from exc
 
-    def _order_from(self, response: httpx.Response) -> CarrierOrder:
-        self._raise_for_status(response)
+    def _order_from(self, answer: _Answer) -> CarrierOrder:
+        self._raise_for_status(answer)
         try:
-            order = _ProductOrder.model_validate_json(response.content)
+            order = _ProductOrder.model_validate_json(answer.body)
         except ValidationError as exc:
             raise CarrierResponseInvalid(f"carrier answered without a ProductOrder: {exc}") from exc
         return self._to_carrier_order(order, None)
@@ -281,11 +301,11 @@ class Tmf622Carrier:
         return candidates[0] if candidates else None
 
     @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
-        code = response.status_code
+    def _raise_for_status(answer: _Answer) -> None:
+        code = answer.status
         if code < 400:
             return
-        reason = _reason(response)
+        reason = _reason(answer)
         # 401/403 are a credential we must fix, 404 an endpoint or order the carrier cannot see
         # yet, 408/429/5xx load: none says the order itself is wrong, so they are all retried.
         if code >= 500 or code in _TRANSIENT_4XX:
@@ -295,23 +315,23 @@ class Tmf622Carrier:
 
 _TRANSIENT_4XX = frozenset(
     {
-        httpx.codes.UNAUTHORIZED,
-        httpx.codes.FORBIDDEN,
-        httpx.codes.NOT_FOUND,
-        httpx.codes.REQUEST_TIMEOUT,
-        httpx.codes.TOO_MANY_REQUESTS,
+        HTTPStatus.UNAUTHORIZED,
+        HTTPStatus.FORBIDDEN,
+        HTTPStatus.NOT_FOUND,
+        HTTPStatus.REQUEST_TIMEOUT,
+        HTTPStatus.TOO_MANY_REQUESTS,
     }
 )
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(answer: _Answer) -> str:
     """The TMF Error's reason and message, or the start of whatever else the body was."""
     try:
-        error = _Error.model_validate_json(response.content)
+        error = _Error.model_validate_json(answer.body)
     except ValidationError:
-        return response.text[:200] or response.reason_phrase
+        return answer.text[:200] or answer.reason_phrase
     parts = [part for part in (error.reason, error.message) if part]
-    return ": ".join(parts) or response.text[:200] or response.reason_phrase
+    return ": ".join(parts) or answer.text[:200] or answer.reason_phrase
 
 
 def _failure_reason(order: _ProductOrder) -> str | None:
