@@ -1,4 +1,4 @@
-"""Order rules that need no I/O: status order, SIM ICC validation, cleaning and fingerprints of requests."""
+"""Order rules that need no I/O: statuses, SIM ICC validation, cleaning and fingerprints of requests."""
 
 from __future__ import annotations
 
@@ -17,18 +17,9 @@ class OrderStatus(StrEnum):
     FAILED = "failed"
 
 
-_RANK = {
-    OrderStatus.RECEIVED: 0,
-    OrderStatus.SUBMITTED: 1,
-    OrderStatus.COMPLETED: 2,
-    OrderStatus.FAILED: 2,
-}
+# Status only moves forward: received → submitted → completed or failed (orders.status applies
+# each event as an UPDATE that matches only an order it moves forward).
 OPEN_STATUSES = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTED.value)
-
-
-def moves_forward(current: str, new: OrderStatus) -> bool:
-    """Status only moves forward: a late or repeated event never takes an order back."""
-    return _RANK[new] > _RANK[OrderStatus(current)]
 
 
 _ICC = re.compile(r"^\d{19,20}$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from mport_shared.db import insert_if_absent
 from mport_shared.events import (
@@ -19,12 +20,11 @@ from mport_shared.events import (
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import Handler, PermanentFailure
 from mport_shared.messaging.inbox import claim_message
-from sqlalchemy import select
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import lazyload
 
 from portal_api.models import ActiveService, Order, SimCard, Subscription, tables
-from portal_api.orders.domain import OPEN_STATUSES, OrderStatus, moves_forward
+from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 
 log = get_logger(__name__)
 CONSUMER = "portal-api"
@@ -50,83 +50,99 @@ class OrderStatusHandlers:
                 return
             await self._apply(session, envelope.data)
 
-    async def _apply(self, session: AsyncSession, event: EventPayload) -> Order | None:
+    async def _apply(self, session: AsyncSession, event: EventPayload) -> None:
+        """Each event is one conditional UPDATE: the condition is the rule (status only moves
+        forward; older carrier news never overwrites newer), so a late, repeated or contradicting
+        event matches no row and changes nothing."""
+        now = datetime.now(UTC)
         match event:
             case OrderSubmitted():
-                order = await self._order(session, event.order_id)
-                if not moves_forward(order.status, OrderStatus.SUBMITTED):
-                    return None
-                order.carrier_order_id = event.carrier_order_id
-                _carrier_says(
-                    order,
-                    state=event.carrier_state,
-                    expected=event.expected_completion_at,
-                    at=event.submitted_at,
+                changed = await _update(
+                    session,
+                    event.order_id,
+                    _ORDERS.c.status == OrderStatus.RECEIVED.value,
+                    status=OrderStatus.SUBMITTED.value,
+                    carrier_order_id=event.carrier_order_id,
+                    **_carrier_says(event.carrier_state, event.expected_completion_at, event.submitted_at),
+                    updated_at=now,
                 )
-                return self._move(order, OrderStatus.SUBMITTED)
             case OrderProgressed():
-                order = await self._order(session, event.order_id)
-                if order.status not in OPEN_STATUSES:
-                    return None  # done: the carrier's later news changes nothing
-                if order.carrier_state_at is not None and _utc(event.progressed_at) < order.carrier_state_at:
-                    return None  # older than what the order shows (a retried message came late)
-                order.carrier_order_id = event.carrier_order_id
-                _carrier_says(
-                    order,
-                    state=event.carrier_state,
-                    expected=event.expected_completion_at,
-                    at=event.progressed_at,
+                at = _utc(event.progressed_at)
+                changed = await _update(
+                    session,
+                    event.order_id,
+                    _ORDERS.c.status.in_(OPEN_STATUSES),
+                    or_(_ORDERS.c.carrier_state_at.is_(None), _ORDERS.c.carrier_state_at <= at),
+                    # A progressed order with the carrier is submitted, even if its OrderSubmitted
+                    # is late (in a retry queue).
+                    status=OrderStatus.SUBMITTED.value,
+                    carrier_order_id=event.carrier_order_id,
+                    **_carrier_says(event.carrier_state, event.expected_completion_at, at),
+                    updated_at=now,
                 )
-                if moves_forward(order.status, OrderStatus.SUBMITTED):
-                    # Its OrderSubmitted is late (in a retry queue): the carrier has the order.
-                    return self._move(order, OrderStatus.SUBMITTED)
-                log.info("carrier progress", order_id=str(order.id), state=event.carrier_state)
-                order.updated_at = datetime.now(UTC)
-                return order
             case OrderCompleted():
-                order = await self._order(session, event.order.order_id)
-                if not moves_forward(order.status, OrderStatus.COMPLETED):
-                    return None
-                order.carrier_order_id = event.carrier_order_id
-                self._move(order, OrderStatus.COMPLETED)
-                # After the order's own changes, so that they go out in one UPDATE.
-                await _apply_to_subscription(session, order)
-                return order
+                changed = await _update(
+                    session,
+                    event.order.order_id,
+                    _ORDERS.c.status.in_(OPEN_STATUSES),
+                    status=OrderStatus.COMPLETED.value,
+                    carrier_order_id=event.carrier_order_id,
+                    updated_at=now,
+                )
+                if changed is not None:
+                    await _apply_to_subscription(session, changed)
             case OrderFailed():
-                order = await self._order(session, event.order.order_id)
-                if not moves_forward(order.status, OrderStatus.FAILED):
-                    return None
-                order.failure_reason = event.reason
-                order.failure_code = event.reason_code.value
-                return self._move(order, OrderStatus.FAILED)
-        raise PermanentFailure(f"portal-api does not handle {type(event).__name__}")
+                changed = await _update(
+                    session,
+                    event.order.order_id,
+                    _ORDERS.c.status.in_(OPEN_STATUSES),
+                    status=OrderStatus.FAILED.value,
+                    failure_reason=event.reason,
+                    failure_code=event.reason_code.value,
+                    updated_at=now,
+                )
+            case _:
+                raise PermanentFailure(f"portal-api does not handle {type(event).__name__}")
+        if changed is None:
+            order_id = (
+                event.order_id
+                if isinstance(event, OrderSubmitted | OrderProgressed)
+                else event.order.order_id
+            )
+            if await session.scalar(select(_ORDERS.c.id).where(_ORDERS.c.id == order_id)) is None:
+                raise PermanentFailure(f"status event for unknown order {order_id}")
+            return  # late, repeated or contradicting: nothing changes
+        log.info("order status changed", order_id=str(changed.id), status=changed.status)
 
-    @staticmethod
-    async def _order(session: AsyncSession, order_id: uuid.UUID) -> Order:
-        # Without joining its product (the default): a status change needs the order row alone.
-        order = await session.scalar(
-            select(Order)
-            .where(Order.id == order_id)
-            .options(lazyload(Order.product))
-            .with_for_update(of=Order)
+
+_ORDERS: Table = Order.__table__  # type: ignore[assignment]
+
+
+async def _update(session: AsyncSession, order_id: uuid.UUID, *conditions: Any, **values: Any) -> Any:
+    """Change the order if `conditions` hold; the changed order's row, or None."""
+    result = await session.execute(
+        update(_ORDERS)
+        .where(_ORDERS.c.id == order_id, *conditions)
+        .values(**values)
+        .returning(
+            _ORDERS.c.id,
+            _ORDERS.c.status,
+            _ORDERS.c.kind,
+            _ORDERS.c.subscription_id,
+            _ORDERS.c.product_code,
+            _ORDERS.c.details,
         )
-        if order is None:
-            raise PermanentFailure(f"status event for unknown order {order_id}")
-        return order
-
-    @staticmethod
-    def _move(order: Order, status: OrderStatus) -> Order:
-        log.info("order status changed", order_id=str(order.id), old=order.status, new=status.value)
-        order.status = status.value
-        order.updated_at = datetime.now(UTC)
-        return order
+    )
+    return result.first()
 
 
-def _carrier_says(order: Order, *, state: str | None, expected: datetime | None, at: datetime) -> None:
+def _carrier_says(state: str | None, expected: datetime | None, at: datetime) -> dict[str, Any]:
     """What the carrier last said of the order (its state, when it expects to be done), and when."""
-    order.carrier_state = state
-    order.expected_completion_at = _utc(expected) if expected is not None else None
-    order.carrier_state_at = _utc(at)
+    return {
+        "carrier_state": state,
+        "expected_completion_at": _utc(expected) if expected is not None else None,
+        "carrier_state_at": _utc(at),
+    }
 
 
 def _utc(moment: datetime) -> datetime:
@@ -134,8 +150,8 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-async def _apply_to_subscription(session: AsyncSession, order: Order) -> None:
-    """A completed order changes the subscription: an add-on, a new plan, or a SIM card."""
+async def _apply_to_subscription(session: AsyncSession, order: Any) -> None:
+    """A completed order (its row) changes the subscription: an add-on, a new plan, or a SIM card."""
     if OrderKind(order.kind) is OrderKind.ADDON:
         # The most common case needs no subscription loaded (with its services and SIM cards).
         await insert_if_absent(
