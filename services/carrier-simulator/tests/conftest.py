@@ -200,9 +200,11 @@ def run_carrier() -> RunCarrier:
 
     @asynccontextmanager
     async def run(**overrides: Any) -> AsyncIterator[Carrier]:
-        # Each order's whole life, its first state too, so the tests see every notification.
+        # Each order's whole life, its first state too, so the tests see every notification:
+        # acknowledged at creation, inProgress at 10 ms, completed (or failed) at 20 ms. With
+        # latency 0 an order would be done in the POST's answer, which changes no state.
         settings: dict[str, Any] = {
-            "latency_ms": 0,
+            "latency_ms": 20,
             "failure_rate": 0.0,
             "unavailable_rate": 0.0,
             "notify_on_create": True,

@@ -134,21 +134,71 @@ async def test_by_default_an_order_is_told_from_its_first_change_not_its_creatio
     assert listener.states(order["id"]) == ["inProgress", "completed"]
 
 
-async def test_zero_latency_orders_notify_acknowledged_then_completed(
+async def test_a_zero_latency_order_is_done_in_the_answer_and_tells_no_hub(
     run_carrier: RunCarrier, run_listener: RunListener
 ) -> None:
+    # Provisioned at once: the POST's answer has the outcome, and no state changed after it.
     listener = Listener()
-    async with run_listener(listener) as port, run_carrier() as carrier:
+    async with (
+        run_listener(listener) as port,
+        run_carrier(latency_ms=0, notify_on_create=False) as carrier,
+    ):
         await carrier.register(f"http://127.0.0.1:{port}")
         ok = await carrier.order("ord-ok")
         bad = await carrier.order("ord-bad", offering="Surf-999GB")
-        await until(lambda: len(listener.received) == 4, "four notifications")
+        # A notification is counted (pending) as soon as its state change happens, before the
+        # answer that made it: none counted now means none was made.
+        [right_after] = await carrier.hubs()
+        ok_now, bad_now = await carrier.get(ok["id"]), await carrier.get(bad["id"])
+        # The hub does hear an order that then changes state.
+        await carrier.client.put("/simulator/config", json={"latency_ms": 20})
+        later = await carrier.order("ord-later")
+        await until(lambda: len(listener.received) == 2, "the later order's two notifications")
+        [stats] = await settled(carrier)
 
-    assert listener.states(ok["id"]) == ["acknowledged", "completed"]
-    assert listener.states(bad["id"]) == ["acknowledged", "failed"]
-    [failed] = [r.order for r in listener.received if r.order["state"] == "failed"]
-    assert failed["productOrderErrorMessage"][0]["reason"] == "Unknown product offering 'Surf-999GB'"
+    assert ok["state"] == "completed"
+    assert ok["productOrderItem"][0]["state"] == "completed"
+    assert "completionDate" in ok
+    assert "productOrderErrorMessage" not in ok
+    assert bad["state"] == "failed"
+    assert bad["productOrderItem"][0]["state"] == "failed"
+    [error] = bad["productOrderErrorMessage"]
+    assert error["reason"] == "Unknown product offering 'Surf-999GB'"
+    assert (ok_now, bad_now) == (ok, bad)
+    counters = ("delivered", "pending", "dropped", "expired", "failed_attempts")
+    assert [right_after[name] for name in counters] == [0, 0, 0, 0, 0]
+    assert {r.order["id"] for r in listener.received} == {later["id"]}
+    assert listener.states(later["id"]) == ["inProgress", "completed"]
+    assert (stats["delivered"], stats["pending"], stats["dropped"]) == (2, 0, 0)
+
+
+async def test_a_zero_latency_order_is_told_once_in_its_final_state_when_creations_are_told(
+    run_carrier: RunCarrier, run_listener: RunListener
+) -> None:
+    listener = Listener()
+    async with (
+        run_listener(listener) as port,
+        run_carrier(latency_ms=0, notify_on_create=True) as carrier,
+    ):
+        await carrier.register(f"http://127.0.0.1:{port}")
+        ok = await carrier.order("ord-ok")
+        bad = await carrier.order("ord-bad", offering="Surf-999GB")
+        await until(lambda: len(listener.received) == 2, "one notification per order")
+        # Every notification is counted before the answer to its POST: this is all of them.
+        [stats] = await settled(carrier)
+        ok_now, bad_now = await carrier.get(ok["id"]), await carrier.get(bad["id"])
+
+    assert (ok["state"], bad["state"]) == ("completed", "failed")
+    assert listener.states(ok["id"]) == ["completed"]
+    assert listener.states(bad["id"]) == ["failed"]
+    heard = {r.order["id"]: r.body for r in listener.received}
+    # The one event carries the order as the POST answered it and GET shows it.
+    assert heard[ok["id"]]["event"]["productOrder"] == ok == ok_now
+    assert heard[bad["id"]]["event"]["productOrder"] == bad == bad_now
+    assert heard[ok["id"]]["eventTime"] == ok["completionDate"]
+    assert bad["productOrderErrorMessage"][0]["reason"] == "Unknown product offering 'Surf-999GB'"
     assert {r.path for r in listener.received} == {LISTENER_PATH}
+    assert (stats["delivered"], stats["pending"], stats["dropped"], stats["expired"]) == (2, 0, 0, 0)
 
 
 async def test_a_listener_away_for_a_while_gets_every_notification_when_it_is_back(
@@ -184,12 +234,12 @@ async def test_a_listener_answering_errors_is_retried_until_it_accepts(
     async with run_listener(listener) as port, run_carrier() as carrier:
         await carrier.register(f"http://127.0.0.1:{port}/")
         order = await carrier.order("ord-1")
-        await until(lambda: len(listener.received) == 2, "both notifications")
+        await until(lambda: len(listener.received) == 3, "all three notifications")
         [stats] = await carrier.hubs()
 
-    assert listener.states(order["id"]) == ["acknowledged", "completed"]
-    assert listener.requests == 5
-    assert (stats["delivered"], stats["failed_attempts"]) == (2, 3)
+    assert listener.states(order["id"]) == LIFE
+    assert listener.requests == 6
+    assert (stats["delivered"], stats["failed_attempts"]) == (3, 3)
 
 
 async def test_a_notification_the_listener_refuses_holds_back_no_other_order(
@@ -202,14 +252,17 @@ async def test_a_notification_the_listener_refuses_holds_back_no_other_order(
         await carrier.register(f"http://127.0.0.1:{port}/")
         stuck = await carrier.order("ord-stuck")
         free = [await carrier.order(f"ord-free-{n}") for n in range(3)]
-        await until(lambda: len(listener.received) == 6, "the other orders' notifications")
+        await until(lambda: len(listener.received) == 9, "the other orders' notifications")
+        # The stuck order was placed first, so it has finished too: all three of its wait.
         [meanwhile] = await carrier.hubs()
         refusing = False
-        await until(lambda: len(listener.received) == 8, "the refused order's notifications")
+        await until(lambda: len(listener.received) == 12, "the refused order's notifications")
 
-    assert {r.order["id"] for r in listener.received[:6]} == {order["id"] for order in free}
-    assert listener.states(stuck["id"]) == ["acknowledged", "completed"]
-    assert meanwhile["pending"] == 2
+    assert {r.order["id"] for r in listener.received[:9]} == {order["id"] for order in free}
+    for order in free:
+        assert listener.states(order["id"]) == LIFE
+    assert listener.states(stuck["id"]) == LIFE
+    assert meanwhile["pending"] == 3
     assert meanwhile["failed_attempts"] >= 1
 
 
@@ -226,7 +279,7 @@ async def test_a_notification_is_given_up_after_the_maximum_age(
         async with run_listener(listener, sock):
             await asyncio.sleep(0.3)
 
-    assert (stats["delivered"], stats["expired"], stats["pending"]) == (0, 2, 0)
+    assert (stats["delivered"], stats["expired"], stats["pending"]) == (0, 3, 0)
     assert stats["failed_attempts"] >= 2
     assert listener.received == []
 
@@ -239,17 +292,19 @@ async def test_a_hub_keeps_at_most_max_pending_and_pushes_out_the_oldest(
     async with run_carrier(notification_max_pending=3) as carrier:
         await carrier.register(f"http://127.0.0.1:{port}/")
         orders = [await carrier.order(f"ord-{n}") for n in range(4)]
-        [full] = await hubs_until(carrier, lambda hubs: hubs[0]["expired"] == 5, "five pushed out")
+        # Four orders' three notifications each: 12, of which 3 are kept.
+        [full] = await hubs_until(carrier, lambda hubs: hubs[0]["expired"] == 9, "nine pushed out")
         async with run_listener(listener, refusing_socket):
             [after] = await settled(carrier)
 
     assert full["pending"] == 3
-    assert (after["delivered"], after["expired"], after["pending"]) == (3, 5, 0)
-    # What was kept is the newest: the last orders' completions, still each in order.
-    assert [r.order["state"] for r in listener.received].count("completed") >= 2
+    assert (after["delivered"], after["expired"], after["pending"]) == (3, 9, 0)
+    # What was kept is newer than what was pushed out: the last state change of all, the last
+    # order's completion, is among it, and each order's states still come in order.
+    assert listener.states(orders[-1]["id"])[-1:] == ["completed"]
     for order in orders:
         states = listener.states(order["id"])
-        assert states == sorted(states, key=["acknowledged", "completed"].index)
+        assert states == sorted(states, key=LIFE.index)
 
 
 async def test_deleting_a_hub_stops_its_deliveries(
@@ -260,14 +315,19 @@ async def test_deleting_a_hub_stops_its_deliveries(
     listener = Listener()
     async with run_carrier() as carrier:
         gone = await carrier.register(f"http://127.0.0.1:{port}/gone")
-        await carrier.order("ord-before")  # pending for `gone`, whose listener is away
-        await hubs_until(carrier, lambda hubs: hubs[0]["failed_attempts"] >= 2, "a failed try")
+        before = await carrier.order("ord-before")  # pending for `gone`, whose listener is away
+        # All three of its notifications made (so none goes to the hub registered next), and tried.
+        await hubs_until(
+            carrier,
+            lambda hubs: hubs[0]["pending"] == 3 and hubs[0]["failed_attempts"] >= 2,
+            "ord-before finished and a failed try",
+        )
         deleted = await carrier.client.delete(f"{HUBS}/{gone['id']}")
         again = await carrier.client.delete(f"{HUBS}/{gone['id']}")
         async with run_listener(listener, sock):
             await carrier.register(f"http://127.0.0.1:{port}/kept")
             after = await carrier.order("ord-after")
-            await until(lambda: listener.count(f"/kept{LISTENER_PATH}") == 2, "the kept hub's two")
+            await until(lambda: listener.count(f"/kept{LISTENER_PATH}") == 3, "the kept hub's three")
             await asyncio.sleep(0.25)  # longer than the longest retry pause
             hubs = await carrier.hubs()
 
@@ -277,7 +337,8 @@ async def test_deleting_a_hub_stops_its_deliveries(
     assert again.json()["@type"] == "Error"
     assert again.json()["code"] == "NOT_FOUND"
     assert listener.count(f"/gone{LISTENER_PATH}") == 0
-    assert listener.states(after["id"]) == ["acknowledged", "completed"]
+    assert listener.states(before["id"]) == []
+    assert listener.states(after["id"]) == LIFE
     assert [hub["callback"] for hub in hubs] == [f"http://127.0.0.1:{port}/kept"]
 
 
@@ -289,18 +350,21 @@ async def test_drop_rate_one_sends_nothing_and_zero_sends_everything(
         await carrier.register(f"http://127.0.0.1:{port}/")
         for n in range(5):
             await carrier.order(f"lost-{n}")
-        [dropped] = await hubs_until(carrier, lambda hubs: hubs[0]["dropped"] == 10, "ten dropped")
+        # Every state change of the five (three each) is made, and dropped, before the change.
+        [dropped] = await hubs_until(carrier, lambda hubs: hubs[0]["dropped"] == 15, "fifteen dropped")
         await asyncio.sleep(0.05)
         await carrier.client.put("/simulator/config", json={"notification_drop_rate": 0.0})
         kept = [await carrier.order(f"kept-{n}") for n in range(5)]
-        await until(lambda: len(listener.received) == 10, "ten notifications")
+        await until(lambda: len(listener.received) == 15, "fifteen notifications")
         await asyncio.sleep(0.05)
         [after] = await carrier.hubs()
 
-    assert (dropped["dropped"], dropped["delivered"], dropped["pending"]) == (10, 0, 0)
+    assert (dropped["dropped"], dropped["delivered"], dropped["pending"]) == (15, 0, 0)
     assert {r.order["id"] for r in listener.received} == {order["id"] for order in kept}
-    assert (after["dropped"], after["delivered"]) == (10, 10)
-    assert len(listener.received) == 10
+    for order in kept:
+        assert listener.states(order["id"]) == LIFE
+    assert (after["dropped"], after["delivered"]) == (15, 15)
+    assert len(listener.received) == 15
 
 
 async def test_some_notifications_are_lost_at_a_drop_rate_between(
@@ -310,10 +374,16 @@ async def test_some_notifications_are_lost_at_a_drop_rate_between(
     async with run_listener(listener) as port, run_carrier(notification_drop_rate=0.5, seed=11) as carrier:
         await carrier.register(f"http://127.0.0.1:{port}/")
         await asyncio.gather(*(carrier.order(f"ord-{n}") for n in range(30)))
-        [stats] = await settled(carrier)
+        # Not merely nothing pending: the orders' later states may be still to come.
+        [stats] = await hubs_until(
+            carrier,
+            lambda hubs: hubs[0]["dropped"] + hubs[0]["delivered"] == 90,
+            "every notification dropped or delivered",
+        )
 
-    assert stats["dropped"] + stats["delivered"] == 60
-    assert 15 <= stats["delivered"] <= 45
+    assert (stats["pending"], stats["expired"]) == (0, 0)
+    # Half of 90 on average; these bounds are more than four standard deviations out.
+    assert 25 <= stats["delivered"] <= 65
     assert len(listener.received) == stats["delivered"]
 
 

@@ -93,7 +93,7 @@ async def poll_until_terminal(
 
 
 async def test_new_order_is_acknowledged_then_completed() -> None:
-    async with simulator() as client:
+    async with simulator(latency_ms=20) as client:
         response = await client.post(ORDERS, json=order_body())
 
         assert response.status_code == 201
@@ -106,14 +106,28 @@ async def test_new_order_is_acknowledged_then_completed() -> None:
         assert created["productOrderItem"][0]["state"] == "acknowledged"
         assert "completionDate" not in created
 
-        started = time.monotonic()
         final, _ = await poll_until_terminal(client, created["id"])
         assert final["state"] == "completed"
         assert final["productOrderItem"][0]["state"] == "completed"
         assert "completionDate" in final
         assert "productOrderErrorMessage" not in final
-        # Zero latency means done right after the answer, not on some later tick.
-        assert time.monotonic() - started < 0.1
+
+
+async def test_a_zero_latency_order_is_completed_in_the_answer() -> None:
+    # A carrier that provisions at once answers with the outcome; GET shows the same.
+    async with simulator(latency_ms=0) as client:
+        response = await client.post(ORDERS, json=order_body())
+        created = response.json()
+        again = (await client.get(f"{ORDERS}/{created['id']}")).json()
+
+    assert response.status_code == 201
+    assert response.headers["location"] == created["href"]
+    assert created["state"] == "completed"
+    assert created["productOrderItem"][0]["state"] == "completed"
+    assert created["expectedCompletionDate"] == created["creationDate"]
+    assert when(created["completionDate"]) >= when(created["creationDate"])
+    assert "productOrderErrorMessage" not in created
+    assert again == created
 
 
 async def test_latency_is_respected_and_order_passes_through_in_progress() -> None:
@@ -162,6 +176,8 @@ async def test_unknown_product_offering_fails_the_order_with_a_reason() -> None:
         created = (await client.post(ORDERS, json=order_body(offering="Surf-999GB"))).json()
         final, _ = await poll_until_terminal(client, created["id"])
 
+    # Zero latency: the answer already says it failed, and why.
+    assert created == final
     assert final["state"] == "failed"
     [error] = final["productOrderErrorMessage"]
     assert error["@type"] == "ProductOrderErrorMessage"
@@ -177,6 +193,7 @@ async def test_failure_rate_of_one_fails_every_known_order() -> None:
         created = (await client.post(ORDERS, json=order_body())).json()
         final, _ = await poll_until_terminal(client, created["id"])
 
+    assert created == final
     assert final["state"] == "failed"
     assert final["productOrderErrorMessage"][0]["reason"] == SIMULATED_FAILURE_REASON
 
@@ -455,18 +472,21 @@ def test_new_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_MAX_AGE_S", "60")
     monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_RETRY_MAX_DELAY_S", "2")
     monkeypatch.setenv("CARRIER_SIM_NOTIFICATION_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("CARRIER_SIM_NOTIFY_ON_CREATE", "true")
 
     settings = SimulatorSettings()
 
     assert (settings.down, settings.latency_jitter_ms, settings.notification_drop_rate) == (True, 250, 0.25)
     assert (settings.notification_max_age_s, settings.notification_retry_max_delay_s) == (60, 2)
     assert settings.notification_timeout_s == 1.5
+    assert settings.notify_on_create is True
 
 
 def test_notification_defaults() -> None:
     settings = SimulatorSettings()
 
     assert settings.down is False
+    assert settings.notify_on_create is False
     assert settings.notification_drop_rate == 0.0
     assert settings.notification_timeout_s == 5.0
     assert settings.notification_retry_initial_delay_s == 0.5

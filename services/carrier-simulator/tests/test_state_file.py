@@ -28,7 +28,7 @@ async def test_orders_and_hubs_come_back_after_a_restart_and_overdue_orders_fini
         async with run_carrier(state_file=state) as first:
             hub = await first.register(f"http://127.0.0.1:{port}/?token=abc")
             done = await first.order("ord-done")
-            await until(lambda: len(listener.states(done["id"])) == 2, "news of the done order")
+            await until(lambda: len(listener.states(done["id"])) == 3, "news of the done order")
             done_before = await first.get(done["id"])
 
             async def saved_while_running() -> bool:
@@ -65,6 +65,7 @@ async def test_orders_and_hubs_come_back_after_a_restart_and_overdue_orders_fini
     # An order that was done is back as it was, and its externalId still dedups.
     assert restored_done == done_before
     assert restored_done["state"] == "completed"
+    assert listener.states(done["id"]) == ["acknowledged", "inProgress", "completed"]
     assert again.status_code == 200
     assert again.json()["id"] == done["id"]
     # The overdue one finished at once, going through inProgress, and its news went out.
