@@ -115,6 +115,11 @@ class OrderBook:
             if existing is not None:
                 return self._render(existing), False
             order = self._create(request)
+            if order.expected_completion <= order.created_at:
+                # Zero latency: a carrier that provisions at once answers with the outcome. That
+                # is no state change to tell (there was none before), unless creations are told.
+                self._finish(order, tell=self._notify_on_create)
+                return self._render(order), True
             # Rendered before any timer can run, so the answer shows the order as acknowledged;
             # the acknowledged notification, if any, carries the same rendering.
             rendered = self._render(order)
@@ -199,7 +204,8 @@ class OrderBook:
         for external in request.external_id:
             self._by_external_id[external.id] = order.id
         self._forget_oldest()
-        self._arm(order, now=now)
+        if latency:
+            self._arm(order, now=now)
         return order
 
     def _decide_outcome(self, request: ProductOrderCreate) -> tuple[_Failure, ...]:
@@ -257,7 +263,7 @@ class OrderBook:
             order.state = ProductOrderState.IN_PROGRESS
             self._changed(order, at=datetime.now(UTC))
 
-    def _finish(self, order: _Order) -> None:
+    def _finish(self, order: _Order, *, tell: bool = True) -> None:
         if order.finished:
             return
         now = datetime.now(UTC)
@@ -280,7 +286,10 @@ class OrderBook:
                 )
                 for failure in order.outcome
             ]
-        self._changed(order, at=now)
+        if tell:
+            self._changed(order, at=now)
+        else:
+            self._stored(order)
 
     def _stored(self, order: _Order) -> None:
         order.saved_json = None
