@@ -136,3 +136,24 @@ async def test_the_same_order_added_twice_is_recorded_once_with_its_events_once(
         outcomes.append(await store.add(provisioning, traceparent=TRACE))
     assert outcomes == [True, False]
     assert await outbox_types(store) == ["mport.order.completed.v1"]
+
+
+async def test_orders_added_at_once_share_a_transaction_and_a_duplicate_among_them_counts_once(
+    store: ProvisioningStore,
+) -> None:
+    now = datetime.now(UTC)
+    orders = [snapshot() for _ in range(5)]
+
+    def completed(order: OrderSnapshot) -> Provisioning:
+        provisioning = Provisioning.start(order, SCHEDULE)
+        provisioning.observe(
+            seen(CarrierOrderState.COMPLETED), now=now, schedule=SCHEDULE, rng=random.Random(), scheduled=True
+        )
+        return provisioning
+
+    batch = [completed(order) for order in orders] + [completed(orders[0])]
+    added = await asyncio.gather(*(store.add(p, traceparent=TRACE) for p in batch))
+    assert added == [True] * 5 + [False]
+    assert await outbox_types(store) == ["mport.order.completed.v1"] * 5
+    assert [await store.exists(str(o.order_id)) for o in orders] == [True] * 5
+    assert not await store.exists(str(uuid.uuid4()))

@@ -30,16 +30,35 @@ async def add_to_outbox(
     expires_at: datetime | None = None,
 ) -> None:
     """Stage an event in the caller's transaction; it is published only if that transaction commits."""
-    message = OutgoingMessage.from_envelope(envelope, expires_at=expires_at)
-    await session.execute(
-        insert(outbox).values(
-            message_id=message.message_id,
-            routing_key=message.routing_key,
-            body=message.body.decode(),
-            headers=dict(message.headers),
-            expires_at=expires_at,
+    await add_all_to_outbox(session, outbox, [envelope], expires_at=expires_at)
+
+
+async def add_all_to_outbox(
+    session: AsyncSession,
+    outbox: Table,
+    envelopes: list[Envelope[EventPayload]],
+    *,
+    expires_at: datetime | None = None,
+) -> None:
+    """Stage several events in the caller's transaction, in order, with one statement."""
+    if not envelopes:
+        return
+    rows = []
+    for envelope in envelopes:
+        message = OutgoingMessage.from_envelope(envelope, expires_at=expires_at)
+        rows.append(
+            {
+                "message_id": message.message_id,
+                "routing_key": message.routing_key,
+                "body": message.body.decode(),
+                "headers": dict(message.headers),
+                "expires_at": expires_at,
+            }
         )
-    )
+    if len(rows) == 1:
+        await session.execute(insert(outbox).values(**rows[0]))
+    else:
+        await session.execute(insert(outbox), rows)  # ids follow the list's order
     session.info[_ADDED] = True
 
 
