@@ -33,6 +33,7 @@ from order_worker.domain import (
     Seen,
     Unavailable,
     Unknown,
+    stage_of,
 )
 from order_worker.store import ProvisioningStore, Stored
 
@@ -67,6 +68,11 @@ class OrderProvisioning:
     # a wasted read. So it is skipped while it keeps finding nothing, and tried now and then.
     _first_look_hits: float = 1.0
     _first_looks_skipped: int = 0
+    # Open orders as this process last recorded them, by carrier order id, so that a notification
+    # needs no database read to find its order. Only a cache: another worker may have changed the
+    # order since, and then saving it finds so (its version) and reads it afresh.
+    _open: OrderedDict[str, Stored] = field(default_factory=OrderedDict)
+    _open_max: int = 20_000
 
     async def on_order_placed(self, envelope: Envelope[EventPayload]) -> None:
         """Submit to the carrier (idempotent by our order id), record what happened, and ack.
@@ -98,9 +104,8 @@ class OrderProvisioning:
             log.info("duplicate OrderPlaced ignored", order_id=order_id)
             return
         self._log_outcome(provisioning)
-        if not provisioning.phase.is_open and provisioning.carrier_order_id:
-            self._remember_finished(provisioning.carrier_order_id)
-        elif waiting is not None and self.on_notice_ready is not None:
+        self._remember(Stored(provisioning=provisioning, traceparent=envelope.traceparent))
+        if waiting is not None and provisioning.phase.is_open and self.on_notice_ready is not None:
             self.on_notice_ready(waiting)
 
     async def check(self, stored: Stored) -> None:
@@ -124,7 +129,7 @@ class OrderProvisioning:
             if order_id in self._recording:
                 self._recording[order_id] = notice
                 return
-        stored = await self.store.by_carrier_order_id(carrier_order_id)
+        stored = self._open.get(carrier_order_id) or await self.store.by_carrier_order_id(carrier_order_id)
         if stored is None:
             # Not recorded under this carrier id yet (a submit whose answer was lost): by our id.
             for order_id in notice.external_ids:
@@ -147,11 +152,12 @@ class OrderProvisioning:
         claimed = notice.claimed_state
         if (
             claimed is not None
-            and claimed.value == provisioning.carrier_state
             and claimed not in TERMINAL_STATES
+            and stage_of(claimed.value) == stage_of(provisioning.carrier_state)
+            and notice.claimed_expected_completion == provisioning.expected_completion_at
         ):
             metrics.NOTIFICATIONS.labels("no_change").inc()
-            return  # nothing new is even claimed
+            return  # nothing is even claimed that the employee would see differently
         seen = await self._look(carrier_order_id)
         if isinstance(seen, Seen) and seen.order.external_id != str(provisioning.order.order_id):
             metrics.NOTIFICATIONS.labels("mismatched").inc()
@@ -186,9 +192,10 @@ class OrderProvisioning:
             )
             if await self.store.save(stored):
                 self._log_outcome(provisioning)
-                if not provisioning.phase.is_open and provisioning.carrier_order_id:
-                    self._remember_finished(provisioning.carrier_order_id)
+                self._remember(stored)
                 return
+            if provisioning.carrier_order_id is not None:
+                self._open.pop(provisioning.carrier_order_id, None)  # stale, and changed by us since
             again = await self.store.get(str(provisioning.order.order_id))
             if again is None or not again.provisioning.phase.is_open:
                 return
@@ -228,6 +235,19 @@ class OrderProvisioning:
             return True
         self._first_looks_skipped += 1
         return self._first_looks_skipped % 20 == 0
+
+    def _remember(self, stored: Stored) -> None:
+        carrier_order_id = stored.provisioning.carrier_order_id
+        if carrier_order_id is None:
+            return
+        if stored.provisioning.phase.is_open:
+            self._open[carrier_order_id] = stored
+            self._open.move_to_end(carrier_order_id)
+            if len(self._open) > self._open_max:
+                self._open.popitem(last=False)
+        else:
+            self._open.pop(carrier_order_id, None)
+            self._remember_finished(carrier_order_id)
 
     def _remember_finished(self, carrier_order_id: str) -> None:
         self._finished[carrier_order_id] = None
