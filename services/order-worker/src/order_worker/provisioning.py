@@ -56,6 +56,8 @@ class OrderProvisioning:
     first_look_s: float = 0.005
     clock: Clock = utc_now
     rng: random.Random = field(default_factory=random.Random)
+    # Called with a notice held back while its order was being recorded, once it is.
+    on_notice_ready: Callable[[StateChangeNotice], None] | None = None
     # Carrier orders known to be finished, so their late notifications cost no database read.
     _finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _finished_max: int = 10_000
@@ -63,7 +65,6 @@ class OrderProvisioning:
     # of them (the carrier may post it before its answer arrives) waits until the record is
     # committed, instead of finding no order.
     _recording: dict[str, StateChangeNotice | None] = field(default_factory=dict)
-    on_notice_ready: Callable[[StateChangeNotice], None] | None = None
     # The first look pays off only with a carrier that finishes at once; with a slower one it is
     # a wasted read. So it is skipped while it keeps finding nothing, and tried now and then.
     _first_look_hits: float = 1.0
