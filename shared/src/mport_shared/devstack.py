@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import httpx
 
 CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
+# Stand-ins for the systems outside mPort; stopped after the services that call them.
+SIMULATORS = frozenset({"carrier-simulator"})
 DEFAULT_PORTS: Mapping[str, int] = {
     "portal-api": 8000,
     "carrier-simulator": 8081,
@@ -276,20 +278,26 @@ class Stack:
             supervisor.cancel()
         await asyncio.gather(*supervisors, return_exceptions=True)
         targets = [n for n in (names or tuple(self.processes)) if n in self.processes]
-        for name in targets:
-            process = self.processes[name]
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for name in targets:
-            process = self.processes.pop(name)
-            try:
-                await asyncio.wait_for(process.wait(), max(deadline - time.monotonic(), 0.0))
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+        # The services first, then the simulators they talk to: a stopping order-worker still
+        # reaches the carrier, to remove its listener there.
+        for wave in (
+            [n for n in targets if n not in SIMULATORS],
+            [n for n in targets if n in SIMULATORS],
+        ):
+            for name in wave:
+                process = self.processes[name]
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGTERM)
+            for name in wave:
+                process = self.processes.pop(name)
+                try:
+                    await asyncio.wait_for(process.wait(), max(deadline - time.monotonic(), 0.0))
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    await process.wait()
         if not self.processes:
             for pump in self._pumps:
                 pump.cancel()
