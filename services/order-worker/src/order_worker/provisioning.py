@@ -35,7 +35,7 @@ from order_worker.domain import (
     Unknown,
     stage_of,
 )
-from order_worker.store import ProvisioningStore, Stored
+from order_worker.store import Store, Stored
 
 log = get_logger(__name__)
 
@@ -48,7 +48,7 @@ def utc_now() -> datetime:
 
 @dataclass
 class OrderProvisioning:
-    store: ProvisioningStore
+    store: Store
     carrier: Carrier
     schedule: Schedule
     # A first look this soon after submitting: a carrier that finishes at once (the simulator, a
@@ -90,7 +90,7 @@ class OrderProvisioning:
         provisioning = Provisioning.start(order, self.schedule)
         self._recording[order_id] = None
         try:
-            seen = await self._submit(order)
+            seen = await self._submit_in_time(provisioning)
             if isinstance(seen, Seen) and not seen.order.is_terminal and self._worth_a_first_look():
                 await asyncio.sleep(self.first_look_s)
                 again = await self._look(seen.order.id)
@@ -113,7 +113,7 @@ class OrderProvisioning:
         """The due check of an open order (under its lease): submit again, or look it up."""
         provisioning = stored.provisioning
         if provisioning.phase is Phase.SUBMITTING:
-            seen = await self._submit(provisioning.order)
+            seen = await self._submit_in_time(provisioning)
         else:
             assert provisioning.carrier_order_id is not None
             seen = await self._look(provisioning.carrier_order_id)
@@ -203,6 +203,13 @@ class OrderProvisioning:
             stored = again
         log.warning("order kept changing while being recorded; its next check will retry",
                     order_id=str(stored.provisioning.order.order_id))  # fmt: skip
+
+    async def _submit_in_time(self, provisioning: Provisioning) -> Observation:
+        """Submit, unless the order's deadline has passed: then it fails without ever reaching the
+        carrier (an OrderPlaced replayed days late must not provision what is reported failed)."""
+        if self.clock() >= provisioning.deadline_at:
+            return Unavailable("the order's deadline passed before the carrier took it")
+        return await self._submit(provisioning.order)
 
     async def _submit(self, order: OrderSnapshot) -> Observation:
         started = asyncio.get_running_loop().time()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from mport_shared.batching import Batcher
 from mport_shared.events import Envelope, EventPayload, OrderFailureCode, OrderSnapshot, envelop
@@ -47,6 +47,17 @@ class Stored:
 
     provisioning: Provisioning
     traceparent: str | None
+
+
+class Store(Protocol):
+    """What the use cases need of the store; ProvisioningStore is the one on a database, and the
+    unit tests have one in memory."""
+
+    async def exists(self, order_id: str) -> bool: ...
+    async def add(self, provisioning: Provisioning, *, traceparent: str) -> bool: ...
+    async def get(self, order_id: str) -> Stored | None: ...
+    async def by_carrier_order_id(self, carrier_order_id: str) -> Stored | None: ...
+    async def save(self, stored: Stored) -> bool: ...
 
 
 @dataclass
