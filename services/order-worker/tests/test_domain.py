@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from mport_shared.events import (
-    Billing,
-    EmployeeCharge,
     OrderCompleted,
     OrderFailed,
     OrderFailureCode,
     OrderKind,
     OrderProgressed,
-    OrderSnapshot,
     OrderSubmitted,
 )
 from order_worker.adapters.carrier import CarrierOrder, CarrierOrderState
@@ -30,6 +26,8 @@ from order_worker.domain import (
     Unknown,
 )
 
+from .conftest import snapshot
+
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 SCHEDULE = Schedule(
     deadlines_s={kind: 3600.0 for kind in OrderKind} | {OrderKind.SIM_ORDER: 14 * 86_400.0},
@@ -39,22 +37,6 @@ SCHEDULE = Schedule(
     check_max_s=600.0,
     jitter=0.0,
 )
-
-
-def snapshot(kind: OrderKind = OrderKind.ADDON) -> OrderSnapshot:
-    return OrderSnapshot(
-        order_id=uuid.uuid4(),
-        company_id=uuid.uuid4(),
-        employee_id=uuid.uuid4(),
-        employee_number="1001",
-        msisdn="4791234567",
-        product_code="min-sky-50gb",
-        carrier_product_code="Sky-50GB",
-        kind=kind,
-        action="add",
-        employee_charge=EmployeeCharge(amount_ore=3_950, billing=Billing.MONTHLY),
-        placed_at=T0,
-    )
 
 
 def carrier(state: CarrierOrderState, *, expected: datetime | None = None, reason: str | None = None) -> Seen:
@@ -67,12 +49,14 @@ def observe(p: Provisioning, seen: object, *, at: datetime, scheduled: bool = Tr
 
 
 def test_deadline_depends_on_the_kind_of_order() -> None:
-    assert Provisioning.start(snapshot(), SCHEDULE).deadline_at == T0 + timedelta(hours=1)
-    assert Provisioning.start(snapshot(OrderKind.SIM_ORDER), SCHEDULE).deadline_at == T0 + timedelta(days=14)
+    assert Provisioning.start(snapshot(placed_at=T0), SCHEDULE).deadline_at == T0 + timedelta(hours=1)
+    assert Provisioning.start(
+        snapshot(kind=OrderKind.SIM_ORDER, placed_at=T0), SCHEDULE
+    ).deadline_at == T0 + timedelta(days=14)
 
 
 def test_an_acknowledged_order_is_submitted_and_looked_up_later() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     assert p.phase is Phase.SUBMITTED
     assert p.carrier_order_id == "c-1"
@@ -81,7 +65,7 @@ def test_an_acknowledged_order_is_submitted_and_looked_up_later() -> None:
 
 
 def test_a_carrier_that_finishes_at_once_gives_the_outcome_alone() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.COMPLETED), at=T0)
     assert p.phase is Phase.COMPLETED
     assert [type(e) for e in p.events] == [OrderCompleted]
@@ -89,7 +73,7 @@ def test_a_carrier_that_finishes_at_once_gives_the_outcome_alone() -> None:
 
 
 def test_submitting_retries_with_growing_delays_capped_until_the_deadline() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     now, gaps = T0, []
     while p.phase is Phase.SUBMITTING:
         observe(p, Unavailable("503"), at=now)
@@ -107,7 +91,7 @@ def test_submitting_retries_with_growing_delays_capped_until_the_deadline() -> N
 
 
 def test_an_order_back_soon_after_an_outage_goes_through_within_the_cap() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     now = T0
     for _ in range(20):  # about ten minutes away
         observe(p, Unavailable("503"), at=now)
@@ -119,7 +103,7 @@ def test_an_order_back_soon_after_an_outage_goes_through_within_the_cap() -> Non
 
 
 def test_checks_grow_and_come_soon_after_the_expected_completion_date() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     gaps = []
     now = T0
@@ -130,20 +114,20 @@ def test_checks_grow_and_come_soon_after_the_expected_completion_date() -> None:
         assert p.next_check_at is not None
         gaps.append((p.next_check_at - now).total_seconds())
     assert gaps == [60, 120, 240, 480, 600, 600]
-    q = Provisioning.start(snapshot(), SCHEDULE)
+    q = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(q, carrier(CarrierOrderState.ACKNOWLEDGED, expected=T0 + timedelta(seconds=10)), at=T0)
     assert q.next_check_at == T0 + timedelta(seconds=15)
 
 
 def test_a_notification_does_not_make_the_checks_sparser() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     observe(p, carrier(CarrierOrderState.IN_PROGRESS), at=T0 + timedelta(seconds=1), scheduled=False)
     assert p.check_interval_s == 30
 
 
 def test_progress_is_told_once_per_change_the_employee_would_see() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     p.events.clear()
     observe(p, carrier(CarrierOrderState.IN_PROGRESS), at=T0 + timedelta(seconds=10))
@@ -169,7 +153,7 @@ def test_progress_is_told_once_per_change_the_employee_would_see() -> None:
     ],
 )
 def test_carrier_end_states_other_than_completed_fail_the_order_uncharged(state: CarrierOrderState) -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     observe(p, carrier(state, reason="Nummeret er sperret"), at=T0 + timedelta(minutes=1))
     assert p.phase is Phase.FAILED
@@ -180,7 +164,7 @@ def test_carrier_end_states_other_than_completed_fail_the_order_uncharged(state:
 
 
 def test_a_rejected_submission_fails_with_the_carriers_reason() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, Rejected("Unknown product offering 'X'"), at=T0)
     failed = p.events[-1]
     assert isinstance(failed, OrderFailed)
@@ -189,7 +173,7 @@ def test_a_rejected_submission_fails_with_the_carriers_reason() -> None:
 
 
 def test_past_the_deadline_an_open_order_fails_with_a_reason_and_no_charge() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     observe(p, carrier(CarrierOrderState.IN_PROGRESS), at=T0 + timedelta(hours=1))
     assert p.phase is Phase.FAILED
@@ -202,14 +186,14 @@ def test_past_the_deadline_an_open_order_fails_with_a_reason_and_no_charge() -> 
 
 
 def test_the_carrier_completing_at_the_deadline_still_counts() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     observe(p, carrier(CarrierOrderState.COMPLETED), at=T0 + timedelta(hours=2))
     assert p.phase is Phase.COMPLETED
 
 
 def test_an_order_the_carrier_lost_is_submitted_again_at_once() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.ACKNOWLEDGED), at=T0)
     observe(p, Unknown("404"), at=T0 + timedelta(minutes=1))
     assert p.phase is Phase.SUBMITTING
@@ -217,7 +201,7 @@ def test_an_order_the_carrier_lost_is_submitted_again_at_once() -> None:
 
 
 def test_a_finished_order_ignores_everything_after() -> None:
-    p = Provisioning.start(snapshot(), SCHEDULE)
+    p = Provisioning.start(snapshot(placed_at=T0), SCHEDULE)
     observe(p, carrier(CarrierOrderState.COMPLETED), at=T0)
     p.events.clear()
     observe(p, carrier(CarrierOrderState.FAILED), at=T0 + timedelta(minutes=1))

@@ -11,13 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from mport_shared.db import create_engine, session_factory
-from mport_shared.events import Billing, EmployeeCharge, OrderKind, OrderSnapshot
+from mport_shared.events import OrderKind, OrderSnapshot
 from mport_shared.testing import MakeDatabase
 from order_worker.adapters.carrier import CarrierOrder, CarrierOrderState
 from order_worker.domain import Provisioning, Schedule, Seen, Unavailable
 from order_worker.models import tables
 from order_worker.store import ProvisioningStore
 from sqlalchemy import func, select
+
+from .conftest import snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -30,22 +32,6 @@ async def store(make_database: MakeDatabase) -> AsyncIterator[ProvisioningStore]
     engine = create_engine(await make_database("order_worker:migrations"))
     yield ProvisioningStore(session_factory(engine))
     await engine.dispose()
-
-
-def snapshot() -> OrderSnapshot:
-    return OrderSnapshot(
-        order_id=uuid.uuid4(),
-        company_id=uuid.uuid4(),
-        employee_id=uuid.uuid4(),
-        employee_number="1001",
-        msisdn="4791234567",
-        product_code="tvilling",
-        carrier_product_code="Tvilling",
-        kind=OrderKind.ADDON,
-        action="add",
-        employee_charge=EmployeeCharge(amount_ore=0, billing=Billing.MONTHLY),
-        placed_at=datetime.now(UTC),
-    )
 
 
 def seen(state: CarrierOrderState) -> Seen:

@@ -9,15 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from mport_shared.events import (
-    Billing,
-    EmployeeCharge,
     EventPayload,
     OrderCompleted,
     OrderFailed,
     OrderFailureCode,
     OrderKind,
     OrderPlaced,
-    OrderSnapshot,
     OrderSubmitted,
     envelop,
 )
@@ -31,6 +28,8 @@ from order_worker.adapters.carrier import (
 from order_worker.domain import Provisioning, Schedule
 from order_worker.provisioning import OrderProvisioning
 from order_worker.store import Stored
+
+from .conftest import snapshot
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SCHEDULE = Schedule(deadlines_s={kind: 3600.0 for kind in OrderKind}, jitter=0.0)
@@ -121,21 +120,7 @@ class Clock:
 
 
 def placed(*, placed_at: datetime = NOW) -> OrderPlaced:
-    return OrderPlaced(
-        order=OrderSnapshot(
-            order_id=uuid.uuid4(),
-            company_id=uuid.uuid4(),
-            employee_id=uuid.uuid4(),
-            employee_number="1001",
-            msisdn="4791234567",
-            product_code="tvilling",
-            carrier_product_code="Tvilling",
-            kind=OrderKind.ADDON,
-            action="add",
-            employee_charge=EmployeeCharge(amount_ore=6_900, billing=Billing.MONTHLY),
-            placed_at=placed_at,
-        )
-    )
+    return OrderPlaced(order=snapshot(placed_at=placed_at))
 
 
 def worker(carrier: ScriptedCarrier, store: MemoryStore, clock: Clock | None = None) -> OrderProvisioning:
