@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import structlog.testing
 from identity_simulator.keys import new_signing_key
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet, RSAKey
 
-from .conftest import CLIENT_ID, ISSUER, RelyingParty, parse_forms, provider
+from .conftest import CLIENT_ID, CLIENT_SECRET, ISSUER, RelyingParty, parse_forms, provider
 
 DEMO_PEOPLE = {
     "Kari Nordmann": "kari.nordmann@demo.no",
@@ -198,3 +199,24 @@ async def test_an_issuer_with_a_path_serves_the_whole_flow_under_that_path(signi
         assert claims["iss"] == issuer
         assert (await rp.http.get("/.well-known/openid-configuration")).status_code == 404
         assert (await rp.http.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_no_code_token_secret_or_verifier_reaches_a_log_line(rp: RelyingParty) -> None:
+    with structlog.testing.capture_logs() as lines:
+        sign_in = await rp.sign_in()
+        tokens = await rp.tokens(sign_in)
+        await rp.userinfo(tokens["access_token"])
+        await rp.redeem(sign_in.code, sign_in.verifier)  # reused: refused, and logged
+        await rp.redeem(sign_in.code, sign_in.verifier, secret="wrong-secret")
+
+    assert {line["event"] for line in lines} >= {"signed_in", "tokens_issued", "token_refused"}
+    logged = repr(lines)
+    for secret in (
+        sign_in.code,
+        sign_in.verifier,
+        tokens["access_token"],
+        tokens["id_token"],
+        CLIENT_SECRET,
+        "wrong-secret",
+    ):
+        assert secret not in logged

@@ -7,6 +7,7 @@ import sys
 import uvicorn
 from mport_shared.logging import configure_logging, get_logger
 from mport_shared.settings import load_settings
+from pydantic_settings import SettingsError
 
 from identity_simulator.app import create_app
 from identity_simulator.keys import UnusableKeyFile, load_signing_key
@@ -14,7 +15,12 @@ from identity_simulator.settings import IdentitySimSettings
 
 
 def main() -> None:
-    settings = load_settings(IdentitySimSettings)
+    try:
+        settings = load_settings(IdentitySimSettings)
+    except SettingsError as exc:
+        # JSON that does not parse (IDENTITY_SIM_CLIENTS, IDENTITY_SIM_PEOPLE) fails before validation.
+        print(f"Invalid configuration for IdentitySimSettings: {exc} (not JSON?)", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(service="identity-simulator", level=settings.log_level, json=settings.log_json)
     try:
         key = load_signing_key(settings.key_file)
@@ -30,7 +36,8 @@ def main() -> None:
         people=len(settings.people),
         key_id=key.kid,
         key_file=None if settings.key_file is None else str(settings.key_file),
-        email_in_id_token=settings.email_in_id_token,
+        # Not "..._token": the shared logging redacts any key naming a token.
+        id_claims_beyond_sub="email, email_verified, name" if settings.email_in_id_token else "none",
         typed_email_verified=settings.typed_email_verified,
     )
     # log_config=None keeps uvicorn's loggers on the shared JSON set-up; no access log, since the
