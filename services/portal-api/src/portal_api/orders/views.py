@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from mport_shared.events import Billing, OrderFailureCode, OrderKind
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from portal_api.catalog.service import CatalogProduct
 from portal_api.deps import Db, OrderingEmployee, SignedInEmployee, require_csrf
 from portal_api.models import Order, Product
-from portal_api.orders.domain import OrderStatus
+from portal_api.orders.domain import OrderStatus, details_problem, text_problem
 from portal_api.orders.service import order_of, orders_of, place_order
 from portal_api.problems import Problem
 
@@ -25,6 +26,15 @@ class OrderRequest(BaseModel):
     product_code: Annotated[str, Field(min_length=1, max_length=50)]
     # For SIM orders: icc (Aktiver nytt SIM) or delivery_name and delivery_address (Bestill SIM).
     details: dict[str, str] = Field(default_factory=dict, max_length=5)
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _details_are_text(cls, details: object) -> object:
+        # Before the type check: an error on one detail would name its key in `loc`, and a key
+        # with a lone surrogate cannot be written into the answer.
+        if isinstance(details, dict) and (problem := details_problem(details)):
+            raise PydanticCustomError("order_detail_text", problem)
+        return details
 
 
 class OrderOut(BaseModel):
@@ -94,6 +104,10 @@ async def create_order(
             "Send an Idempotency-Key header (for example a UUID) with every order, "
             "so that a retry never orders twice.",
             title="Idempotency-Key required",
+        )
+    if problem := text_problem(idempotency_key):
+        raise Problem(
+            400, f"The Idempotency-Key header is not valid: {problem}.", title="Invalid Idempotency-Key"
         )
     order, product = await place_order(
         db,
