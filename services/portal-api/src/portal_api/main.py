@@ -20,6 +20,7 @@ from portal_api.auth.oidc import OidcClient, make_client
 from portal_api.auth.oidc import router as oidc_router
 from portal_api.auth.views import router as auth_router
 from portal_api.catalog.views import router as catalog_router
+from portal_api.limits import BodyLimitMiddleware
 from portal_api.live import LiveFeed, LiveHub
 from portal_api.live import router as live_router
 from portal_api.middleware import RequestContextMiddleware
@@ -83,6 +84,12 @@ def create_app(
         max_age=settings.session_max_age_s,
         same_site="lax",
         https_only=not settings.is_local,
+    )
+    # Added last, so outermost of ours: the body limit holds before sessions and CSRF checks.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_body_bytes,
+        form_limit=settings.max_form_body_bytes,
     )
     for router in (
         auth_router,

@@ -25,6 +25,10 @@ class PortalSettings(ServiceSettings):
     oidc_client_id: str = Field(default="", alias="OIDC_CLIENT_ID")
     oidc_client_secret: str = Field(default="", alias="OIDC_CLIENT_SECRET", repr=False)
     oidc_scopes: str = Field(default="openid profile email", alias="OIDC_SCOPES")
+    # Larger request bodies get 413 before they are read (limits.py): forms (sign-in, sign-out;
+    # urlencoded or multipart) and every other body (the JSON API). An order is well under 1 KiB.
+    max_json_body_bytes: int = Field(default=64 * 1024, ge=1, alias="MAX_JSON_BODY_BYTES")
+    max_form_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="MAX_FORM_BODY_BYTES")
 
     @model_validator(mode="after")
     def _secret_outside_local(self) -> PortalSettings:
