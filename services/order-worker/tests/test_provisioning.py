@@ -8,7 +8,6 @@ import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -17,20 +16,18 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from mport_shared.devstack import CARRIER_PATH, Stack, free_port
 from mport_shared.events import (
-    Billing,
-    EmployeeCharge,
     OrderCompleted,
     OrderFailed,
-    OrderKind,
     OrderPlaced,
     OrderProgressed,
-    OrderSnapshot,
     OrderSubmitted,
     envelop,
 )
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.topology import EXCHANGE, ORDER_WORKER, declare_all, declare_exchange
 from mport_shared.testing import MakeStack, wait_for
+
+from .conftest import snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -113,22 +110,8 @@ def trails(status_trail: AbstractQueue) -> Trails:
     return Trails(status_trail)
 
 
-def order_placed(product: str = "Surf-15GB", kind: OrderKind = OrderKind.ADDON) -> OrderPlaced:
-    return OrderPlaced(
-        order=OrderSnapshot(
-            order_id=uuid.uuid4(),
-            company_id=uuid.uuid4(),
-            employee_id=uuid.uuid4(),
-            employee_number="1001",
-            msisdn="4791234567",
-            product_code="ekstra-data-15gb",
-            carrier_product_code=product,
-            kind=kind,
-            action="add",
-            employee_charge=EmployeeCharge(amount_ore=14_900, billing=Billing.ONE_OFF),
-            placed_at=datetime.now(UTC),
-        )
-    )
+def order_placed(product: str = "Surf-15GB") -> OrderPlaced:
+    return OrderPlaced(order=snapshot(carrier_product_code=product))
 
 
 async def publish(broker: AbstractRobustConnection, body: bytes, routing_key: str) -> None:
@@ -153,6 +136,15 @@ async def carrier_orders(stack: Stack, order_id: uuid.UUID) -> list[dict[str, An
     response.raise_for_status()
     orders: list[dict[str, Any]] = response.json()
     return orders
+
+
+async def wait_at_carrier(stack: Stack, events: list[OrderPlaced], *, timeout_s: float) -> None:
+    async def all_at_carrier() -> bool:
+        return all([len(await carrier_orders(stack, e.order.order_id)) == 1 for e in events])
+
+    await wait_for(
+        all_at_carrier, timeout_s=timeout_s, what=f"every order at the carrier within {timeout_s} s"
+    )
 
 
 async def configure_carrier(stack: Stack, **config: Any) -> None:
@@ -282,10 +274,7 @@ async def test_a_slow_carrier_holds_no_delivery_and_its_outcome_arrives_by_notif
     for event in events:
         await send(broker, event)
 
-    async def all_at_carrier() -> bool:
-        return all([len(await carrier_orders(stack, e.order.order_id)) == 1 for e in events])
-
-    await wait_for(all_at_carrier, timeout_s=3, what="every order at the carrier within 3 s")
+    await wait_at_carrier(stack, events, timeout_s=3)
     # The worker is killed and restarted while the carrier works: the new process registers
     # its own listener and removes the one its predecessor left behind.
     stack.kill("order-worker")
@@ -317,10 +306,7 @@ async def test_with_every_notification_lost_the_outcome_arrives_by_reconciliatio
     for event in events:
         await send(broker, event)
 
-    async def all_at_carrier() -> bool:
-        return all([len(await carrier_orders(stack, e.order.order_id)) == 1 for e in events])
-
-    await wait_for(all_at_carrier, timeout_s=5, what="every order at the carrier")
+    await wait_at_carrier(stack, events, timeout_s=5)
     stack.kill("order-worker")
     await stack.stop("order-worker")
     await stack.start("order-worker")
