@@ -30,3 +30,20 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     settings = load_settings(ExampleSettings)
     assert settings.retry_delays_ms == (100, 200)
     assert settings.amqp_url == "amqp://u:p@broker:5672/v"
+
+
+def test_the_database_pool_is_sized_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mport_shared.messaging.tables import messaging_tables
+    from mport_shared.service import ServiceRuntime
+    from sqlalchemy import MetaData
+    from sqlalchemy.pool import QueuePool
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "7")
+    settings = load_settings(ExampleSettings)
+    runtime = ServiceRuntime(name="x", settings=settings, tables=messaging_tables(MetaData()))
+    pool = runtime.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == 7
+    # No overflow by default: a connection beyond the pool would be opened and closed per burst.
+    assert pool._max_overflow == 0  # QueuePool has no public getter for it

@@ -4,8 +4,8 @@ Run as its own process, like the portal: `python -m tests.bench.bare_insert` wit
 and HTTP_PORT. It takes the same request as `POST /api/v1/orders` (JSON body and
 Idempotency-Key header) and answers 202 after one INSERT, under uvicorn with the same loop and
 HTTP parser (uvicorn's defaults: uvloop and httptools when installed) and no access log.
-- a plain `postgresql://` URL: through an asyncpg pool as large as the portal's SQLAlchemy pool
-  (10 + 10 overflow);
+- a plain `postgresql://` URL: through an asyncpg pool that keeps as many connections as the
+  portal's SQLAlchemy pool (DATABASE_POOL_SIZE, 20);
 - a `sqlite:///path` URL: through one aiosqlite connection (the portal's driver) in WAL mode with
   synchronous=NORMAL, as the portal sets SQLite up, committing each row."""
 
@@ -50,7 +50,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         finally:
             await db.close()
         return
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=10, max_size=20)
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=20, max_size=20)
     await pool.execute(
         "CREATE TABLE IF NOT EXISTS bare_orders ("
         " id uuid PRIMARY KEY, idempotency_key varchar(200) NOT NULL,"

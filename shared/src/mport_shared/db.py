@@ -26,7 +26,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 0) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so a worker and its relay can share it."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -45,7 +45,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # checkout, which was a third of the round trips of placing an order. A connection the server
     # has closed (restart, failover, idle kill) is noticed by asyncpg as soon as the socket
     # closes, so checking that is free; such a connection is replaced before anyone uses it.
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _replace_closed(_dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:

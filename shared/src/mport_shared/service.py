@@ -38,7 +38,11 @@ class ServiceRuntime:
     consumer: Consumer | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.engine = create_engine(self.settings.database_url)
+        self.engine = create_engine(
+            self.settings.database_url,
+            pool_size=self.settings.database_pool_size,
+            max_overflow=self.settings.database_max_overflow,
+        )
         self.sessions = session_factory(self.engine)
 
     async def start(self) -> None:

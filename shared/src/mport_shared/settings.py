@@ -16,6 +16,13 @@ class ServiceSettings(BaseSettings):
 
     amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/")
     database_url: str
+    # Connections kept open to PostgreSQL, and how many more a burst may open. An extra one is
+    # closed on return, so under a steady load above the pool it would cost a server process, a
+    # login and every statement prepared again, every few requests; by default work beyond the
+    # pool waits for a connection instead (a 2-core database serves no more at once anyway).
+    # SQLite ignores both.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    database_max_overflow: int = Field(default=0, ge=0, le=500)
     log_level: str = "INFO"
     log_json: bool = True
     http_host: str = "127.0.0.1"
