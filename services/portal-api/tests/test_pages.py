@@ -26,7 +26,7 @@ from mport_shared.events import (
     OrderSubmitted,
 )
 from mport_shared.testing import wait_for
-from portal_api.seed import HAKON, KARI
+from portal_api.seed import HAKON, KARI, PER, SIRI
 
 from .conftest import MakePortal, Portal, publish, sign_in, snapshot, worker_event
 from .conftest import place_order as place
@@ -208,8 +208,15 @@ async def test_the_sign_in_page_offers_the_work_account_and_in_local_mode_the_de
     assert work_account[0].attrs["href"] == "/auth/oidc/login?neste=/bestillinger"
     forms = page.find("form", action="/auth/dev-login", method="post")
     emails = [f for f in page.find("input", name="email")]
-    assert [e.attrs["value"] for e in emails] == [KARI.email, HAKON.email, "admin@demo.no"]
-    assert len(forms) == 3
+    assert [e.attrs["value"] for e in emails] == [
+        KARI.email,
+        HAKON.email,
+        "admin@demo.no",
+        SIRI.email,
+        PER.email,
+    ]
+    assert len(forms) == 5
+    assert [h.text for h in page.find("h3")] == ["Demo Bedrift AS", "Fjord Logistikk AS"]
     token = page.one("meta", name="csrf-token").attrs["content"]
     assert all(i.attrs["value"] == token for i in page.find("input", name="csrf_token"))
     assert all(i.attrs["value"] == "/bestillinger" for i in page.find("input", name="next"))

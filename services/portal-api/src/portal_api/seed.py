@@ -1,4 +1,5 @@
-"""The catalog and the demo company of the seed guide (Demo Bedrift AS). Safe to run repeatedly."""
+"""The catalog and the two demo companies (DESIGN §12): Demo Bedrift AS of the seed guide, and
+Fjord Logistikk AS, there to show that one company sees nothing of another. Safe to run repeatedly."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portal_api.catalog.policy import DEMO_POLICY
+from portal_api.catalog.policy import DEMO_POLICY, FJORD_POLICY, PolicyDocument
 from portal_api.catalog.products import CATALOG
 from portal_api.models import ActiveService, Company, Employee, Policy, Product, SimCard, Subscription
 
 DEMO_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000001")
+FJORD_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000002")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,15 @@ class DemoPerson:
     msisdn: str | None
     self_service_active: bool
     is_admin: bool = False
+    plan_code: str = "bedrift-total-c"
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    id: uuid.UUID
+    name: str
+    policy: PolicyDocument
+    people: tuple[DemoPerson, ...]
 
 
 KARI = DemoPerson(
@@ -50,7 +61,27 @@ INGRID = DemoPerson(
     self_service_active=False,
     is_admin=True,
 )
-DEMO_PEOPLE = (KARI, HAKON, INGRID)
+SIRI = DemoPerson(
+    uuid.UUID("6d706f72-7400-4000-8000-000000002001"),
+    "Siri Dahl",
+    "siri.dahl@fjordlogistikk.no",
+    "2001",
+    "4790011223",
+    self_service_active=True,
+)
+PER = DemoPerson(
+    uuid.UUID("6d706f72-7400-4000-8000-000000002002"),
+    "Per Fjell",
+    "admin@fjordlogistikk.no",
+    "2002",
+    None,
+    self_service_active=False,
+    is_admin=True,
+)
+
+DEMO_BEDRIFT = DemoCompany(DEMO_COMPANY_ID, "Demo Bedrift AS", DEMO_POLICY, (KARI, HAKON, INGRID))
+FJORD_LOGISTIKK = DemoCompany(FJORD_COMPANY_ID, "Fjord Logistikk AS", FJORD_POLICY, (SIRI, PER))
+DEMO_COMPANIES = (DEMO_BEDRIFT, FJORD_LOGISTIKK)
 
 
 async def seed_catalog(session: AsyncSession) -> None:
@@ -70,17 +101,19 @@ async def seed_catalog(session: AsyncSession) -> None:
         )
 
 
-async def seed_demo_company(session: AsyncSession) -> None:
-    if await session.get(Company, DEMO_COMPANY_ID) is not None:
+async def seed_company(session: AsyncSession, company: DemoCompany) -> None:
+    """The company, its policy and its people, unless it is there already (then nothing changes:
+    what someone did with the demo data in a local run stays)."""
+    if await session.get(Company, company.id) is not None:
         return
-    session.add(Company(id=DEMO_COMPANY_ID, name="Demo Bedrift AS"))
-    session.add(Policy(company_id=DEMO_COMPANY_ID, document=DEMO_POLICY.model_dump(mode="json")))
+    session.add(Company(id=company.id, name=company.name))
+    session.add(Policy(company_id=company.id, document=company.policy.model_dump(mode="json")))
     await session.flush()
-    for person in DEMO_PEOPLE:
+    for person in company.people:
         session.add(
             Employee(
                 id=person.id,
-                company_id=DEMO_COMPANY_ID,
+                company_id=company.id,
                 email=person.email,
                 name=person.name,
                 employee_number=person.employee_number,
@@ -91,7 +124,7 @@ async def seed_demo_company(session: AsyncSession) -> None:
         await session.flush()
         if person.msisdn is None:
             continue
-        subscription = Subscription(employee_id=person.id, msisdn=person.msisdn, plan_code="bedrift-total-c")
+        subscription = Subscription(employee_id=person.id, msisdn=person.msisdn, plan_code=person.plan_code)
         session.add(subscription)
         await session.flush()
         session.add(
@@ -105,4 +138,5 @@ async def seed(sessions: async_sessionmaker[AsyncSession], *, demo: bool = True)
         await seed_catalog(session)
         if demo:
             await session.flush()
-            await seed_demo_company(session)
+            for company in DEMO_COMPANIES:
+                await seed_company(session, company)

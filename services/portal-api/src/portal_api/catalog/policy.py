@@ -77,6 +77,7 @@ def _refused(product: PricedProduct) -> Decision:
     )
 
 
+# Demo Bedrift AS, as the seed implies ("endringer du gjør vil medføre lønnstrekk").
 DEMO_POLICY = PolicyDocument(
     rules={
         "ekstra_data": PolicyRule(payer=Payer.EMPLOYEE),
@@ -87,4 +88,20 @@ DEMO_POLICY = PolicyDocument(
         "sim": PolicyRule(payer=Payer.EMPLOYER),
     },
     plan_covered_up_to="bedrift-total-c",
+)
+
+# Fjord Logistikk AS, the second demo company: a haulier whose drivers live on mobile data, so it
+# differs from Demo Bedrift's on every rule an employee would notice. The employer covers plans up
+# to Bedrift Total D, half of every Ekstra Data top-up, and the Datakort for the tablet in the cab;
+# the employee pays a Tvilling in full; Min Sky is not allowed (files belong in the company's cloud).
+FJORD_POLICY = PolicyDocument(
+    rules={
+        "ekstra_data": PolicyRule(payer=Payer.EMPLOYEE, employee_share_percent=50),
+        "min_sky": PolicyRule(payer=Payer.NOT_ALLOWED),
+        "nettvern": PolicyRule(payer=Payer.EMPLOYER),
+        "tvilling": PolicyRule(payer=Payer.EMPLOYEE),
+        "datakort": PolicyRule(payer=Payer.EMPLOYER),
+        "sim": PolicyRule(payer=Payer.EMPLOYER),
+    },
+    plan_covered_up_to="bedrift-total-d",
 )

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from portal_api.catalog.service import CatalogEntry, catalog_for, load_policy
 from portal_api.deps import Db
 from portal_api.i18n import Translator, pick_language
-from portal_api.models import Employee, Order
+from portal_api.models import Company, Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.orders.service import orders_of
 from portal_api.pages.rendering import (
@@ -202,7 +202,11 @@ async def sign_in_page(request: Request, db: Db) -> Response:
     """ "Bruk jobbkonto", and in local mode the development sign-in listing the demo people."""
     people: list[Employee] = []
     if request.app.state.settings.is_local:
-        people = list((await db.scalars(select(Employee).order_by(Employee.employee_number).limit(50))).all())
+        # By company, so whoever tries one company against the other sees whose people are whose.
+        query = select(Employee).join(Company, Employee.company_id == Company.id)
+        people = list(
+            (await db.scalars(query.order_by(Company.name, Employee.employee_number).limit(50))).all()
+        )
     return render(
         request,
         "login.html",
