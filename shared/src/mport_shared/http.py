@@ -7,12 +7,15 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def operations_router(checks: Mapping[str, ReadinessCheck], *, timeout_s: float = 2.0) -> APIRouter:
+def operations_router(
+    checks: Mapping[str, ReadinessCheck], *, timeout_s: float = 2.0, metrics: bool = True
+) -> APIRouter:
+    """/healthz, /readyz and, unless `metrics` is False (served elsewhere, or not at all), /metrics."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", include_in_schema=False)
@@ -33,8 +36,23 @@ def operations_router(checks: Mapping[str, ReadinessCheck], *, timeout_s: float 
             {"status": "ok" if ready else "unavailable", "checks": results}, status_code=200 if ready else 503
         )
 
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @router.get("/metrics", include_in_schema=False)
+        async def metrics_endpoint() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def start_metrics_server(*, host: str, port: int) -> Callable[[], None]:
+    """/metrics on a port of its own (prometheus-client's server, in a thread, so a scrape never
+    waits for the event loop), for a service whose own port is public; returns its stop."""
+    server, thread = start_http_server(port, addr=host)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
