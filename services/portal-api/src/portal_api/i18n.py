@@ -137,6 +137,7 @@ _NB: dict[str, str] = {
     "problem.self_service": "Selvbetjening er ikke aktivert. Bekreft telefonnummeret ditt først.",
     "problem.session": "Økten din er utløpt. Last inn siden på nytt og logg på igjen.",
     "problem.network": "Fikk ikke kontakt med mPort. Prøv igjen.",
+    "problem.rate_limited": "Du har bestilt mye på kort tid. Vent {seconds} sekunder og prøv igjen.",
     "problem.generic": "Noe gikk galt: {detail}",
     "policy.title": "Bedriftens retningslinjer for mobilordningen",
     "policy.intro": (
@@ -178,6 +179,10 @@ _NB: dict[str, str] = {
     "error.title": "Noe gikk galt",
     "error.not_found": "Siden finnes ikke.",
     "error.back": "Til forsiden",
+    "rate_limited.title": "For mange forsøk",
+    "rate_limited.sign_in": (
+        "Det har vært for mange innloggingsforsøk fra adressen din. Vent {seconds} sekunder og prøv igjen."
+    ),
 }
 
 _EN: dict[str, str] = {
@@ -307,6 +312,7 @@ _EN: dict[str, str] = {
     "problem.self_service": "Self-service is not activated. Confirm your phone number first.",
     "problem.session": "Your session has expired. Reload the page and sign in again.",
     "problem.network": "Could not reach mPort. Please try again.",
+    "problem.rate_limited": "You have ordered a lot in a short time. Wait {seconds} seconds and try again.",
     "problem.generic": "Something went wrong: {detail}",
     "policy.title": "The company's mobile policy",
     "policy.intro": (
@@ -350,6 +356,10 @@ _EN: dict[str, str] = {
     "error.title": "Something went wrong",
     "error.not_found": "This page does not exist.",
     "error.back": "To the home page",
+    "rate_limited.title": "Too many attempts",
+    "rate_limited.sign_in": (
+        "There have been too many sign-in attempts from your address. Wait {seconds} seconds and try again."
+    ),
 }
 
 MESSAGES: Final[dict[Lang, dict[str, str]]] = {"nb": _NB, "en": _EN}

@@ -8,8 +8,8 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,12 +30,14 @@ from mport_shared.messaging.topology import declare_exchange
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from portal_api.deps import get_runtime
 from portal_api.models import Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.pages.rendering import session_employee_id
 from portal_api.problems import Problem
+from portal_api.ratelimit import TooManyRequests
 
 log = get_logger(__name__)
 
@@ -48,6 +50,9 @@ STATUS_EVENTS = (
 KEEP_ALIVE_S = 15
 # A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
 STREAM_BUFFER = 100
+TOO_MANY_STREAMS = "urn:mport:problem:too-many-event-streams"
+# A hint only: a place frees up when another of the employee's pages closes its stream.
+STREAM_RETRY_AFTER_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +72,39 @@ class OrderUpdate:
         return json.dumps(asdict(self))
 
 
+class TooManyStreams(Exception):
+    """The employee already has as many open event streams as one portal process allows."""
+
+
 @dataclass
 class LiveHub:
-    """The open event streams of this process, by employee."""
+    """The open event streams of this process, by employee: at most `max_per_employee` each."""
 
     buffer: int = STREAM_BUFFER
+    max_per_employee: int = 10
     _streams: dict[uuid.UUID, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
 
-    @contextmanager
-    def subscribe(self, employee_id: uuid.UUID) -> Iterator[asyncio.Queue[OrderUpdate | None]]:
-        queue: asyncio.Queue[OrderUpdate | None] = asyncio.Queue(maxsize=self.buffer)
-        self._streams.setdefault(employee_id, set()).add(queue)
-        try:
-            yield queue
-        finally:
-            streams = self._streams.get(employee_id, set())
-            streams.discard(queue)
+    def open(self, employee_id: uuid.UUID) -> asyncio.Queue[OrderUpdate | None]:
+        """A new stream's queue, or TooManyStreams. No await between the count and the add, so
+        concurrent requests cannot both take the last place."""
+        streams = self._streams.setdefault(employee_id, set())
+        if len(streams) >= self.max_per_employee:
             if not streams:
                 self._streams.pop(employee_id, None)
+            raise TooManyStreams
+        queue: asyncio.Queue[OrderUpdate | None] = asyncio.Queue(maxsize=self.buffer)
+        streams.add(queue)
+        return queue
+
+    def close_stream(self, employee_id: uuid.UUID, queue: asyncio.Queue[OrderUpdate | None]) -> None:
+        """Give the stream's place back; closing one twice is harmless."""
+        streams = self._streams.get(employee_id, set())
+        streams.discard(queue)
+        if not streams:
+            self._streams.pop(employee_id, None)
+
+    def open_streams(self, employee_id: uuid.UUID) -> int:
+        return len(self._streams.get(employee_id, ()))
 
     @property
     def watched(self) -> bool:
@@ -255,29 +275,68 @@ async def _stream_owner(request: Request) -> uuid.UUID:
 @router.get(
     "/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "order status changes"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "order status changes"},
+        429: {
+            "content": {"application/problem+json": {}},
+            "description": "this employee already has MAX_EVENT_STREAMS_PER_EMPLOYEE streams open",
+        },
+    },
 )
 async def events(request: Request) -> EventSourceResponse:
     """Server-sent events: `ready` once listening, then an `order` event
     (`{order_id, status, product_code, failure_reason, failure_code, carrier_state,
     expected_completion_at}`) for each status change of this employee's orders, and only theirs,
-    and for each change in the carrier's progress while an order is with the carrier."""
+    and for each change in the carrier's progress while an order is with the carrier.
+
+    One stream per open page; past MAX_EVENT_STREAMS_PER_EMPLOYEE at once (per portal process)
+    the next is refused with a 429 problem."""
     employee_id = await _stream_owner(request)
     hub: LiveHub = request.app.state.live_hub
+    try:
+        queue = hub.open(employee_id)
+    except TooManyStreams:
+        log.warning("event stream refused: too many open", employee_id=str(employee_id))
+        raise TooManyRequests(
+            f"You already have {hub.max_per_employee} live status streams open (one per open page); "
+            "close a tab and try again.",
+            retry_after_s=STREAM_RETRY_AFTER_S,
+            type_=TOO_MANY_STREAMS,
+        ) from None
     # Set when the server shuts down: the stream then ends properly and the browser reconnects
     # (to another instance) instead of seeing a broken response.
     shutdown = anyio.Event()
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        with hub.subscribe(employee_id) as queue:
-            yield ServerSentEvent(event="ready", data="{}", retry=3000)
-            while (update := await _next_update(queue, shutdown)) is not None:
-                yield ServerSentEvent(event="order", data=update.to_json())
+        yield ServerSentEvent(event="ready", data="{}", retry=3000)
+        while (update := await _next_update(queue, shutdown)) is not None:
+            yield ServerSentEvent(event="order", data=update.to_json())
 
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return EventSourceResponse(
-        stream(), ping=KEEP_ALIVE_S, headers=headers, shutdown_event=shutdown, shutdown_grace_period=2.0
+    return _StreamResponse(
+        stream(),
+        release=lambda: hub.close_stream(employee_id, queue),
+        ping=KEEP_ALIVE_S,
+        headers=headers,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2.0,
     )
+
+
+class _StreamResponse(EventSourceResponse):
+    """Gives the stream's place back however the response ends: the client went away, the server
+    shut down, or the client left before the stream's first event (so the generator, and any
+    `finally` in it, never ran)."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _next_update(queue: asyncio.Queue[OrderUpdate | None], shutdown: anyio.Event) -> OrderUpdate | None:

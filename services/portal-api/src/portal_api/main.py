@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from mport_shared.http import operations_router
+from mport_shared.http import operations_router, start_metrics_server
 from mport_shared.logging import configure_logging, get_logger
 from mport_shared.messaging.topology import PORTAL_API
 from mport_shared.service import ServiceRuntime
@@ -31,6 +31,8 @@ from portal_api.pages.rendering import STATIC_DIR
 from portal_api.pages.views import install_page_errors
 from portal_api.pages.views import router as pages_router
 from portal_api.problems import install_problem_handlers
+from portal_api.ratelimit import install_rate_limits
+from portal_api.security import SecurityHeadersMiddleware, hsts_value
 from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
 
@@ -45,7 +47,7 @@ def create_app(
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
     status = OrderStatusHandlers(sessions=runtime.sessions)
     runtime.handlers.update(status.handlers())
-    live_hub = LiveHub()
+    live_hub = LiveHub(max_per_employee=settings.max_event_streams_per_employee)
     live_feed = LiveFeed(hub=live_hub, sessions=runtime.sessions)
     oidc_http: httpx.AsyncClient | None = None
     oidc: OidcClient | None = None
@@ -56,26 +58,44 @@ def create_app(
         oidc_http = httpx.AsyncClient(transport=oidc_transport, timeout=10.0)
         oidc = make_client(settings, oidc_http)
 
+    if not settings.is_local and settings.metrics_port is None:
+        log.warning("production mode without METRICS_PORT: /metrics is not served")
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            assert runtime.connection is not None
-            await live_feed.start(runtime.connection)
-            yield
-        finally:
-            await live_feed.stop()
-            if oidc_http is not None:
-                await oidc_http.aclose()
-            await runtime.stop()
+        async with AsyncExitStack() as resources:
+            if settings.metrics_port is not None:
+                host = settings.metrics_host or settings.http_host
+                resources.callback(start_metrics_server(host=host, port=settings.metrics_port))
+                log.info("metrics served on a port of their own", host=host, port=settings.metrics_port)
+            await runtime.start()
+            try:
+                assert runtime.connection is not None
+                await live_feed.start(runtime.connection)
+                yield
+            finally:
+                await live_feed.stop()
+                if oidc_http is not None:
+                    await oidc_http.aclose()
+                await runtime.stop()
 
-    app = FastAPI(title="mPort portal API", version="1", lifespan=lifespan)
+    # In production the API's description is not public unless configured (SERVE_OPENAPI,
+    # SERVE_API_DOCS): it maps every route for whoever is looking for a way in.
+    app = FastAPI(
+        title="mPort portal API",
+        version="1",
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.openapi_served else None,
+        docs_url="/docs" if settings.api_docs_served else None,
+        redoc_url="/redoc" if settings.api_docs_served else None,
+    )
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.live_hub = live_hub
     app.state.oidc = oidc
     install_problem_handlers(app)
     install_page_errors(app)
+    install_rate_limits(app, settings)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         SessionMiddleware,
@@ -85,11 +105,15 @@ def create_app(
         same_site="lax",
         https_only=not settings.is_local,
     )
-    # Added last, so outermost of ours: the body limit holds before sessions and CSRF checks.
+    # Added late, so outside the others: the body limit holds before sessions and CSRF checks.
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,
         form_limit=settings.max_form_body_bytes,
+    )
+    # Outermost: its headers go on every answer, the body limit's 413 included.
+    app.add_middleware(
+        SecurityHeadersMiddleware, hsts=None if settings.is_local else hsts_value(settings.hsts_max_age_s)
     )
     for router in (
         auth_router,
@@ -103,7 +127,10 @@ def create_app(
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(
-        operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
+        operations_router(
+            {"database": runtime.database_ready, "broker": runtime.broker_ready},
+            metrics=settings.metrics_on_main_port,
+        )
     )
     return app
 

@@ -5,8 +5,25 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
+from limits import RateLimitItem, parse_many
 from mport_shared.settings import ServiceSettings
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+
+# An employee places a handful of orders in a session; this stops a script, not a person.
+DEFAULT_ORDER_RATE_LIMIT = "10/minute;60/hour"
+OFF = "off"
+
+
+def parse_rate_limit(value: str) -> tuple[RateLimitItem, ...]:
+    """ "10/minute;60/hour" -> its limits; a ValueError saying what is wrong otherwise."""
+    try:
+        items = tuple(parse_many(value))
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a rate limit such as '10/minute;60/hour' or 'off'") from error
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(f"{value!r} is not a rate limit such as '10/minute;60/hour' or 'off'")
+    return items
+
 
 _LOCAL_SESSION_SECRET = "local-development-only-" + secrets.token_hex(8)
 
@@ -29,6 +46,27 @@ class PortalSettings(ServiceSettings):
     # urlencoded or multipart) and every other body (the JSON API). An order is well under 1 KiB.
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1, alias="MAX_JSON_BODY_BYTES")
     max_form_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="MAX_FORM_BODY_BYTES")
+    # Hardening (security.py, ratelimit.py, live.py). Unset (None) means the mode's default.
+    # /openapi.json, and /docs + /redoc (Swagger UI and ReDoc, which load scripts from a CDN):
+    # served in local mode, not in production unless turned on.
+    serve_openapi: bool | None = Field(default=None, alias="SERVE_OPENAPI")
+    serve_api_docs: bool | None = Field(default=None, alias="SERVE_API_DOCS")
+    # Prometheus metrics on a port of their own (e.g. 9000, not exposed to the public); unset:
+    # on the portal's port in local mode, not served in production.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, alias="METRICS_PORT")
+    metrics_host: str | None = Field(default=None, alias="METRICS_HOST")
+    # Strict-Transport-Security in production (the portal is served over TLS there); 0 sends none.
+    hsts_max_age_s: int = Field(default=365 * 24 * 3600, ge=0, alias="HSTS_MAX_AGE_S")
+    # Open event streams (GET /api/v1/events) per employee and portal process: one per open tab.
+    max_event_streams_per_employee: int = Field(default=10, ge=1, alias="MAX_EVENT_STREAMS_PER_EMPLOYEE")
+    # Rate limits in the `limits` notation ("10/minute;60/hour"), or "off". Orders count per
+    # employee, sign-in requests per client address and route. Unset: orders limited in
+    # production only (so that load tests and `make bench` measure the pipeline), sign-in always.
+    order_rate_limit: str | None = Field(default=None, alias="ORDER_RATE_LIMIT")
+    sign_in_rate_limit: str = Field(default="30/minute", alias="SIGN_IN_RATE_LIMIT")
+    # Where the counts live: in this process by default; any `limits` async storage, e.g.
+    # "async+redis://host:6379" (its driver installed), to share them between portal replicas.
+    rate_limit_storage_uri: str = Field(default="async+memory://", alias="RATE_LIMIT_STORAGE_URI")
 
     @model_validator(mode="after")
     def _secret_outside_local(self) -> PortalSettings:
@@ -41,6 +79,44 @@ class PortalSettings(ServiceSettings):
         if bool(self.oidc_issuer) != bool(self.oidc_client_id):
             raise ValueError("set both OIDC_ISSUER and OIDC_CLIENT_ID, or neither")
         return self
+
+    @model_validator(mode="after")
+    def _docs_need_openapi(self) -> PortalSettings:
+        if self.api_docs_served and not self.openapi_served:
+            raise ValueError("SERVE_API_DOCS needs SERVE_OPENAPI: the documentation pages read /openapi.json")
+        return self
+
+    @field_validator("order_rate_limit", "sign_in_rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() != OFF:
+            parse_rate_limit(value)  # raises ValueError naming what is wrong
+        return value
+
+    @property
+    def openapi_served(self) -> bool:
+        return self.is_local if self.serve_openapi is None else self.serve_openapi
+
+    @property
+    def api_docs_served(self) -> bool:
+        return self.is_local if self.serve_api_docs is None else self.serve_api_docs
+
+    @property
+    def metrics_on_main_port(self) -> bool:
+        """/metrics beside the API: only in local mode, and only when it has no port of its own."""
+        return self.is_local and self.metrics_port is None
+
+    @property
+    def order_limit(self) -> str | None:
+        """The order rate limit in force, or None for none."""
+        value = self.order_rate_limit
+        if value is None:
+            value = OFF if self.is_local else DEFAULT_ORDER_RATE_LIMIT
+        return None if value.strip().lower() == OFF else value
+
+    @property
+    def sign_in_limit(self) -> str | None:
+        return None if self.sign_in_rate_limit.strip().lower() == OFF else self.sign_in_rate_limit
 
     @property
     def oidc_configured(self) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
@@ -27,6 +27,7 @@ from portal_api.auth.views import start_session
 from portal_api.deps import Db, Settings
 from portal_api.models import Employee
 from portal_api.pages.rendering import NEXT_PARAM, SIGN_IN_PATH, render, safe_next
+from portal_api.ratelimit import limit_sign_in
 from portal_api.settings import PortalSettings
 
 log = get_logger(__name__)
@@ -302,7 +303,7 @@ def _refused(request: Request, refusal: SignInRefused) -> Response:
     )
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[Depends(limit_sign_in)])
 async def oidc_login(request: Request) -> Response:
     """Start "Bruk jobbkonto": off to the identity provider."""
     client: OidcClient | None = request.app.state.oidc
@@ -316,7 +317,7 @@ async def oidc_login(request: Request) -> Response:
     return RedirectResponse(url, status_code=302)
 
 
-@router.get("/callback")
+@router.get("/callback", dependencies=[Depends(limit_sign_in)])
 async def oidc_callback(request: Request, db: Db, settings: Settings) -> Response:
     """The provider sends the browser back here with a code; a verified token signs the employee in."""
     client: OidcClient | None = request.app.state.oidc

@@ -13,6 +13,7 @@ from portal_api.deps import CSRF_COOKIE, SESSION_CSRF, SESSION_EMPLOYEE, Db, Set
 from portal_api.models import Employee
 from portal_api.pages.rendering import SIGN_IN_PATH, safe_next
 from portal_api.problems import Problem
+from portal_api.ratelimit import limit_sign_in
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,7 +28,7 @@ def start_session(request: Request, response: Response, employee: Employee, *, s
     response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="lax", secure=secure, path="/")
 
 
-@router.post("/dev-login", response_model=None)
+@router.post("/dev-login", response_model=None, dependencies=[Depends(limit_sign_in)])
 async def dev_login(
     request: Request,
     db: Db,

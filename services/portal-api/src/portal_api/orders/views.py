@@ -18,6 +18,7 @@ from portal_api.models import Order, Product
 from portal_api.orders.domain import OrderStatus, details_problem, text_problem
 from portal_api.orders.service import order_of, orders_of, place_order
 from portal_api.problems import Problem
+from portal_api.ratelimit import limit_orders
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_csrf)])
 
@@ -90,7 +91,14 @@ class OrderOut(BaseModel):
     "/orders",
     status_code=202,
     response_model=OrderOut,
-    responses={202: {"description": "Accepted: stored, and its OrderPlaced event committed"}},
+    responses={
+        202: {"description": "Accepted: stored, and its OrderPlaced event committed"},
+        429: {
+            "content": {"application/problem+json": {}},
+            "description": "over ORDER_RATE_LIMIT for this employee; Retry-After says when to try again",
+        },
+    },
+    dependencies=[Depends(limit_orders)],
 )
 async def create_order(
     body: OrderRequest,

@@ -3,6 +3,7 @@
 
 (function () {
   const RANK = { received: 0, submitted: 1, completed: 2, failed: 2 };
+  const LIVE_RETRY_MS = 30000;
   const lang = document.documentElement.lang === "en" ? "en" : "nb";
   const strings = JSON.parse((document.getElementById("i18n") || {}).textContent || "{}");
   const box = document.getElementById("self-service");
@@ -336,7 +337,12 @@
     source.addEventListener("order", (event) => {
       try { applyUpdate(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
     });
-    source.addEventListener("error", () => { document.documentElement.dataset.live = "reconnecting"; });
+    source.addEventListener("error", () => {
+      document.documentElement.dataset.live = "reconnecting";
+      // The browser reconnects by itself after a network error, but not after a refusal (e.g. 429:
+      // too many of this employee's pages are open): try again later, and catch up then.
+      if (source.readyState === EventSource.CLOSED) setTimeout(connectLive, LIVE_RETRY_MS);
+    });
   }
 
   // ---- The confirm dialog ("Produkt", "Legges til følgende msisdn", Ok / Kanseller) ---------
@@ -396,6 +402,7 @@
     if (title === "Not allowed by policy") return t("problem.policy");
     if (title === "Self-service not activated") return t("problem.self_service");
     if (status === 401 || title === "CSRF check failed") return t("problem.session");
+    if (status === 429) return t("problem.rate_limited", { seconds: problem.retry_after_s || 60 });
     return t("problem.generic", { detail: problem.detail || status });
   }
 
