@@ -1,12 +1,14 @@
-"""The hardening rules without I/O: settings per mode, the event-stream cap, the rate limiter's
-count and its Retry-After on a controllable clock."""
+"""The hardening rules without I/O: settings per mode, order-list cursors, the event-stream cap, the
+rate limiter's count and its Retry-After on a controllable clock."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from portal_api.live import LiveHub, TooManyStreams
+from portal_api.orders.listing import BadCursor, OrderCursors, Position
 from portal_api.ratelimit import RateLimits
 from portal_api.settings import DEFAULT_ORDER_RATE_LIMIT, PortalSettings
 from pydantic import ValidationError
@@ -62,6 +64,41 @@ def test_each_default_can_be_set_either_way() -> None:
 def test_a_bad_setting_stops_the_start_naming_it(values: dict[str, str], named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         settings(**values)
+
+
+# ---- order-list cursors --------------------------------------------------------------------------
+
+POSITION = Position(datetime(2026, 3, 1, 8, 30, 0, 123456, tzinfo=UTC), uuid.uuid4())
+
+
+def test_a_cursor_names_its_position_exactly_for_its_employee() -> None:
+    cursors = OrderCursors("k" * 40)
+    assert cursors.load(KARI_ID, cursors.dump(KARI_ID, POSITION)) == POSITION
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda c: c, id="another employee's"),
+        pytest.param(lambda c: c[:-2] + ("AA" if not c.endswith("AA") else "BB"), id="changed signature"),
+        pytest.param(lambda c: "W1swLCIwMCJdXQ." + c.split(".")[1], id="changed position"),
+        pytest.param(lambda c: "not-a-cursor", id="garbage"),
+        pytest.param(lambda c: "", id="empty"),
+        pytest.param(lambda c: c + "x" * 300, id="too long"),
+    ],
+)
+def test_a_cursor_made_for_another_employee_or_changed_is_refused(forge: object) -> None:
+    cursors = OrderCursors("k" * 40)
+    kari_cursor = cursors.dump(KARI_ID, POSITION)
+    assert callable(forge)
+    with pytest.raises(BadCursor):
+        cursors.load(HAKON_ID if forge(kari_cursor) == kari_cursor else KARI_ID, forge(kari_cursor))
+
+
+def test_a_cursor_made_with_another_secret_is_refused() -> None:
+    cursor = OrderCursors("k" * 40).dump(KARI_ID, POSITION)
+    with pytest.raises(BadCursor):
+        OrderCursors("other" * 8).load(KARI_ID, cursor)
 
 
 # ---- the event-stream cap ------------------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from mport_shared.events import Billing, OrderFailureCode, OrderKind
+from mport_shared.logging import get_logger
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -16,9 +18,22 @@ from portal_api.catalog.service import CatalogProduct
 from portal_api.deps import Db, OrderingEmployee, SignedInEmployee, require_csrf
 from portal_api.models import Order, Product
 from portal_api.orders.domain import OrderStatus, details_problem, text_problem
-from portal_api.orders.service import order_of, orders_of, place_order
+from portal_api.orders.listing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_SIZE,
+    BadCursor,
+    OrderCursors,
+    order_page,
+)
+from portal_api.orders.service import order_of, place_order
 from portal_api.problems import Problem
 from portal_api.ratelimit import limit_orders
+from portal_api.settings import PortalSettings
+
+log = get_logger(__name__)
+
+INVALID_CURSOR = "urn:mport:problem:invalid-cursor"
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_csrf)])
 
@@ -131,9 +146,57 @@ async def create_order(
     )
 
 
-@router.get("/orders")
-async def list_orders(employee: SignedInEmployee, db: Db) -> list[OrderOut]:
-    return [OrderOut.of(o) for o in await orders_of(db, employee)]
+@router.get(
+    "/orders",
+    responses={
+        200: {
+            "description": "A page of this employee's orders, newest first",
+            "headers": {
+                "Link": {
+                    "description": "The next (older) page, when there is one: "
+                    '`</api/v1/orders?limit=50&cursor=…>; rel="next"`',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        400: {"content": {"application/problem+json": {}}, "description": "a cursor not made for you"},
+    },
+)
+async def list_orders(
+    request: Request,
+    response: Response,
+    employee: SignedInEmployee,
+    db: Db,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="orders per page")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="where the page starts (the last page's Link)"),
+    ] = None,
+) -> list[OrderOut]:
+    """This employee's orders, newest first (by placing time, then id), a page at a time. The
+    `Link` header's `rel="next"` URL is the next page; the last page has none. A cursor is opaque
+    and works only for the employee it was made for."""
+    try:
+        page = await order_page(
+            db, employee_id=employee.id, cursors=order_cursors(request), cursor=cursor, limit=limit
+        )
+    except BadCursor as error:
+        log.info("order list cursor refused", employee_id=str(employee.id), reason=str(error))
+        raise Problem(
+            400,
+            "The cursor is not valid (changed, or made for someone else): start again without one.",
+            title="Invalid cursor",
+            type_=INVALID_CURSOR,
+        ) from None
+    if page.next_cursor is not None:
+        next_url = f"/api/v1/orders?{urlencode({'limit': limit, 'cursor': page.next_cursor})}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [OrderOut.of(o) for o in page.orders]
+
+
+def order_cursors(request: Request) -> OrderCursors:
+    settings: PortalSettings = request.app.state.settings
+    return OrderCursors(settings.effective_session_secret)
 
 
 @router.get("/orders/{order_id}")

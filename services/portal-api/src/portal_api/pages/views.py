@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +19,7 @@ from portal_api.deps import Db
 from portal_api.i18n import Translator, pick_language
 from portal_api.models import Company, Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
+from portal_api.orders.listing import BadCursor, OrderCursors, order_page
 from portal_api.orders.service import orders_of
 from portal_api.pages.rendering import (
     NEXT_PARAM,
@@ -37,6 +39,8 @@ except ZoneInfoNotFoundError:  # a slim image without tzdata: show UTC rather th
     OSLO = None
 
 ButtonState = Literal["available", "pending", "active", "blocked"]
+ORDERS_PATH = "/bestillinger"
+ORDERS_CURSOR_PARAM = "etter"
 MAIN_SIM_LABEL = "Sim hovedkort"
 
 
@@ -250,14 +254,39 @@ async def subscription_page(request: Request, db: Db) -> Response:
 
 @router.get("/bestillinger")
 async def orders_page(request: Request, db: Db) -> Response:
+    """Mine bestillinger, newest first, a page at a time (`?etter=<cursor>` for older ones)."""
     employee = await _signed_in(request, db)
     if employee is None:
         return sign_in_redirect(request)
     t = Translator(pick_language(request)[0])
+    cursor = request.query_params.get(ORDERS_CURSOR_PARAM)
+    try:
+        page = await order_page(
+            db,
+            employee_id=employee.id,
+            cursors=OrderCursors(request.app.state.settings.effective_session_secret),
+            cursor=cursor,
+        )
+    except BadCursor:
+        return render(
+            request,
+            "error.html",
+            {"message_key": "orders.bad_page", "back_href": ORDERS_PATH, "back_key": "orders.newest"},
+            employee=employee,
+            status_code=400,
+        )
+    older = None
+    if page.next_cursor is not None:
+        older = f"{ORDERS_PATH}?{urlencode({ORDERS_CURSOR_PARAM: page.next_cursor})}"
     return render(
         request,
         "bestillinger.html",
-        {"orders": order_rows(t, await orders_of(db, employee))},
+        {
+            "orders": order_rows(t, page.orders),
+            "first_page": cursor is None,
+            "older_href": older,
+            "newest_href": ORDERS_PATH if cursor is not None else None,
+        },
         employee=employee,
     )
 

@@ -296,7 +296,8 @@
     if (!ordersTable) return;
     const row = ordersTable.querySelector(`tr[data-order-id="${CSS.escape(update.order_id)}"]`);
     if (row) renderOrderStatus(row, update);
-    else insertOrderRow(update.order_id).catch(() => {});
+    // A page of older orders shows no new ones: they belong on the first page.
+    else if (!ordersTable.hasAttribute("data-older-page")) insertOrderRow(update.order_id).catch(() => {});
   }
 
   // ---- One status change, from the stream or from a look-up --------------------------------
