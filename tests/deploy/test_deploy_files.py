@@ -253,8 +253,14 @@ def test_deployment_has_probes_limits_and_drain_time(deployment: dict[str, Any])
         assert port == SERVICES[deployment["metadata"]["name"]][2]
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
         if module != "carrier_simulator":
+            # Metrics on the service's port, or on a port of their own (the portal's is public).
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            metrics_port = ports.get("metrics", port)
+            if "metrics" in ports:
+                assert env.get("METRICS_PORT") == str(metrics_port)
             assert annotations["prometheus.io/scrape"] == "true"
-            assert annotations["prometheus.io/port"] == str(port)
+            assert annotations["prometheus.io/port"] == str(metrics_port)
 
 
 def test_portal_runs_two_replicas_under_a_disruption_budget() -> None:
