@@ -1,20 +1,133 @@
-"""Errors as RFC 9457 problem details (application/problem+json), with a clear `detail`."""
+"""Errors as RFC 9457 problem details (application/problem+json): the one place where a domain
+error's code becomes an HTTP status and a problem `type` URI, with a clear `detail`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from mport_shared.logging import get_logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from portal_api.errors import DomainError, ErrorCode
+
 PROBLEM_JSON = "application/problem+json"
+# Absolute, so that a type is the same string wherever the portal runs (RFC 9457 §3.1.1
+# recommends absolute URIs); mport.no is the portal, which serves each one's page at
+# /problems/<slug> (pages.views), as does every local run.
+PROBLEM_BASE = "https://mport.no/problems/"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProblemType:
+    """A kind of refusal as clients see it: they switch on `uri`, never on `title`."""
+
+    slug: str
+    status: int
+    title: str
+    about: str  # what it means and what to do about it, for its page and the OpenAPI document
+
+    @property
+    def uri(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+
+# Codes of refusals made at the edge, by HTTP itself rather than by a use case.
+INVALID_REQUEST = "request.invalid"
+IDEMPOTENCY_KEY_REQUIRED = "request.idempotency-key-required"
+INVALID_IDEMPOTENCY_KEY = "request.idempotency-key-invalid"
+CSRF_FAILED = "request.csrf-failed"
+BODY_TOO_LARGE = "request.body-too-large"
+
+PROBLEM_TYPES: dict[str, ProblemType] = {
+    ErrorCode.NOT_SIGNED_IN: ProblemType(
+        slug="not-signed-in", status=401, title="Not signed in",
+        about="The request has no valid session. Sign in (Bruk jobbkonto) and try again.",
+    ),
+    ErrorCode.SELF_SERVICE_NOT_ACTIVATED: ProblemType(
+        slug="self-service-not-activated", status=403, title="Self-service not activated",
+        about="The employee has not confirmed their phone number yet (Bekreft telefonnummer), "
+        "so they cannot order anything.",
+    ),
+    ErrorCode.NO_SUBSCRIPTION: ProblemType(
+        slug="no-subscription", status=409, title="No subscription",
+        about="The employee has no mobile subscription to order for.",
+    ),
+    ErrorCode.UNKNOWN_PRODUCT: ProblemType(
+        slug="unknown-product", status=422, title="Unknown product",
+        about="The product code is not in the catalog (GET /api/v1/catalog lists them).",
+    ),
+    ErrorCode.INVALID_DETAILS: ProblemType(
+        slug="invalid-order-details", status=422, title="Invalid order details",
+        about="The order's details are missing, unexpected or too long for this product: "
+        "Bestill SIM takes delivery_name and delivery_address, Aktiver nytt SIM takes icc, "
+        "everything else none.",
+    ),
+    ErrorCode.INVALID_ICC: ProblemType(
+        slug="invalid-icc", status=422, title="Invalid ICC number",
+        about="The SIM card's ICC number must be 19 or 20 digits 0-9 (spaces are removed) "
+        "with a valid Luhn check digit.",
+    ),
+    ErrorCode.ALREADY_ACTIVE: ProblemType(
+        slug="already-active", status=409, title="Already active",
+        about="The plan is already the employee's plan, or the monthly add-on is already active.",
+    ),
+    ErrorCode.ALREADY_ORDERED: ProblemType(
+        slug="already-ordered", status=409, title="Already ordered",
+        about="An order that holds the same place is on its way (one open order of a monthly "
+        "add-on, one plan change, one SIM order and one SIM activation at a time): wait until "
+        "it is done.",
+    ),
+    ErrorCode.NOT_ALLOWED_BY_POLICY: ProblemType(
+        slug="not-allowed-by-policy", status=403, title="Not allowed by policy",
+        about="The company's mobile policy does not allow the employee to order this product.",
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: ProblemType(
+        slug="idempotency-key-reused", status=422, title="Idempotency-Key reused",
+        about="The Idempotency-Key was already used for a different order. Send a new key "
+        "for a new order; repeat a key only to repeat the very same request.",
+    ),
+    ErrorCode.ORDER_NOT_FOUND: ProblemType(
+        slug="order-not-found", status=404, title="Order not found",
+        about="There is no such order among the signed-in employee's orders.",
+    ),
+    INVALID_REQUEST: ProblemType(
+        slug="invalid-request", status=422, title="Invalid request",
+        about="The request does not have the expected shape; `errors` says where and why.",
+    ),
+    IDEMPOTENCY_KEY_REQUIRED: ProblemType(
+        slug="idempotency-key-required", status=400, title="Idempotency-Key required",
+        about="Every order needs an Idempotency-Key header (for example a UUID), so that a "
+        "retry never orders twice.",
+    ),
+    INVALID_IDEMPOTENCY_KEY: ProblemType(
+        slug="invalid-idempotency-key", status=400, title="Invalid Idempotency-Key",
+        about="The Idempotency-Key header holds a character it may not (a control or an "
+        "invisible formatting character).",
+    ),
+    CSRF_FAILED: ProblemType(
+        slug="csrf-failed", status=403, title="CSRF check failed",
+        about="A cookie-authenticated POST, PUT, PATCH or DELETE must carry the X-CSRF-Token "
+        "header with the value of the csrftoken cookie.",
+    ),
+    BODY_TOO_LARGE: ProblemType(
+        slug="body-too-large", status=413, title="Request body too large",
+        about="The request body is larger than the portal accepts (MAX_JSON_BODY_BYTES, "
+        "MAX_FORM_BODY_BYTES); `max_body_bytes` gives the limit.",
+    ),
+}  # fmt: skip
+PROBLEM_TYPES_BY_SLUG = {kind.slug: kind for kind in PROBLEM_TYPES.values()}
 
 
 class Problem(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
+    """Raise at the edge (a view, a dependency, a middleware) to answer with a problem document.
+    Use cases raise DomainError instead; `Problem.of` gives either code its registered type."""
 
     def __init__(
         self,
@@ -23,6 +136,7 @@ class Problem(Exception):
         *,
         title: str | None = None,
         type_: str = "about:blank",
+        code: str | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
@@ -30,7 +144,13 @@ class Problem(Exception):
         self.detail = detail
         self.title = title or HTTPStatus(status).phrase
         self.type = type_
+        self.code = code
         self.extensions = extensions
+
+    @classmethod
+    def of(cls, code: str, detail: str, **extensions: Any) -> Problem:
+        kind = PROBLEM_TYPES[code]
+        return cls(kind.status, detail, title=kind.title, type_=kind.uri, code=code, **extensions)
 
 
 def problem_response(problem: Problem, request: Request) -> JSONResponse:
@@ -42,13 +162,69 @@ def problem_response(problem: Problem, request: Request) -> JSONResponse:
         "instance": request.url.path,
         **problem.extensions,
     }
+    if problem.status < 500:
+        # The reason, for whoever wonders why a client was refused; details never carry secrets.
+        log.info(
+            "request refused",
+            status=problem.status,
+            code=problem.code,
+            path=request.url.path,
+            detail=problem.detail,
+        )
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON)
 
 
+def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route that may answer with these problems: per status, the
+    problem+json schema and each type it may carry (FastAPI's `responses=` argument)."""
+    by_status: dict[int, list[ProblemType]] = {}
+    for code in codes:
+        kind = PROBLEM_TYPES[code]
+        by_status.setdefault(kind.status, []).append(kind)
+    return {
+        status: {
+            "description": "; ".join(f"{k.title} (`{k.uri}`): {k.about}" for k in kinds),
+            "content": {
+                PROBLEM_JSON: {
+                    "schema": {"$ref": "#/components/schemas/ProblemDetails"},
+                    "examples": {k.slug: {"summary": k.title, "value": _example(k)} for k in kinds},
+                }
+            },
+        }
+        for status, kinds in sorted(by_status.items())
+    }
+
+
+def _example(kind: ProblemType) -> dict[str, Any]:
+    return {"type": kind.uri, "title": kind.title, "status": kind.status, "detail": kind.about}
+
+
+PROBLEM_DETAILS_SCHEMA: dict[str, Any] = {
+    "title": "ProblemDetails",
+    "description": "RFC 9457 problem details. Switch on `type`, never on `title` or `detail`.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri", "description": "the kind of problem"},
+        "title": {"type": "string", "description": "a short summary, in English, for people"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "what went wrong this time, for people"},
+        "instance": {"type": "string", "description": "the path of the request"},
+    },
+    "additionalProperties": True,
+}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problem_details(app)
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc, request)
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(Problem.of(exc.code, exc.detail), request)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -57,10 +233,25 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
         return problem_response(
-            Problem(422, f"The request is not valid: {where}", title="Invalid request", errors=errors),
-            request,
+            Problem.of(INVALID_REQUEST, f"The request is not valid: {where}", errors=errors), request
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(Problem(exc.status_code, str(exc.detail)), request)
+
+
+def _document_problem_details(app: FastAPI) -> None:
+    """Put the ProblemDetails schema that `problem_responses` refers to into the OpenAPI document."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetails"] = (
+                PROBLEM_DETAILS_SCHEMA
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,31 @@
+"""Domain errors: what a use case refuses, each with a stable code. No HTTP here; the edge
+(portal_api.problems) maps each code to a status and a problem `type` URI."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable codes: clients and logs rely on them, so a code is never renamed or reused."""
+
+    NOT_SIGNED_IN = "auth.not-signed-in"
+    SELF_SERVICE_NOT_ACTIVATED = "self-service.not-activated"
+    NO_SUBSCRIPTION = "order.no-subscription"
+    UNKNOWN_PRODUCT = "order.unknown-product"
+    INVALID_DETAILS = "order.invalid-details"
+    INVALID_ICC = "order.invalid-icc"
+    ALREADY_ACTIVE = "order.already-active"
+    ALREADY_ORDERED = "order.already-ordered"
+    NOT_ALLOWED_BY_POLICY = "order.not-allowed-by-policy"
+    IDEMPOTENCY_KEY_REUSED = "order.idempotency-key-reused"
+    ORDER_NOT_FOUND = "order.not-found"
+
+
+class DomainError(Exception):
+    """A use case's refusal: a stable `code` to act on and a `detail` in words for people."""
+
+    def __init__(self, code: ErrorCode, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
