@@ -18,8 +18,8 @@ from alembic.migration import MigrationContext
 from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.testing import MakeDatabase
 from portal_api.models import OPEN_ORDER_INDEXES, Base, Order, Subscription
-from portal_api.orders.service import _broke_an_open_order_index
 from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
+from portal_api.unit_of_work import IdempotencyKeyTaken, PlaceTaken, conflict_of
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -103,7 +103,7 @@ async def test_the_open_order_indexes_exist_and_refuse_a_second_open_order(tmp_p
         assert await add(sub("tvilling", "addon", "monthly", "received")) is None
         refused = await add(sub("tvilling", "addon", "monthly", "received"))
         assert refused is not None
-        assert _broke_an_open_order_index(refused)
+        assert isinstance(conflict_of(refused), PlaceTaken)
         assert await add(sub("nettvern", "addon", "monthly", "completed")) is None
         assert await add(sub("nettvern", "addon", "monthly", "submitted")) is not None
         assert await add(sub("min-sky-50gb", "addon", "monthly", "failed")) is None
@@ -130,7 +130,7 @@ async def test_the_open_order_indexes_exist_and_refuse_a_second_open_order(tmp_p
         assert await add(first) is None
         same_key = await add(again)
         assert same_key is not None
-        assert not _broke_an_open_order_index(same_key)
+        assert isinstance(conflict_of(same_key), IdempotencyKeyTaken)
     finally:
         await engine.dispose()
 

@@ -9,13 +9,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from mport_shared.service import ServiceRuntime
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, raiseload
+from sqlalchemy.orm import raiseload
 
-from portal_api.models import Employee, Subscription
-from portal_api.problems import Problem
+from portal_api.errors import ErrorCode
+from portal_api.models import Employee
+from portal_api.problems import CSRF_FAILED, Problem
 from portal_api.settings import PortalSettings
+from portal_api.unit_of_work import SqlAlchemyUnitOfWork, SqlUnitsOfWork, UnitOfWork
 
 SESSION_EMPLOYEE = "employee_id"
 SESSION_CSRF = "csrf"
@@ -45,6 +46,15 @@ Db = Annotated[AsyncSession, Depends(get_db)]
 Settings = Annotated[PortalSettings, Depends(get_settings)]
 
 
+async def get_uow(request: Request, db: Db) -> SqlAlchemyUnitOfWork:
+    """The request's unit of work, on the request's session."""
+    units: SqlUnitsOfWork = request.app.state.units
+    return units.on(db)
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+
 async def require_csrf(request: Request) -> None:
     """Double-submit check: unsafe requests carry the session's CSRF token in a header or form field."""
     if request.method not in _UNSAFE:
@@ -58,11 +68,10 @@ async def require_csrf(request: Request) -> None:
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(str(expected), sent):
-        raise Problem(
-            403,
+        raise Problem.of(
+            CSRF_FAILED,
             f"Missing or wrong CSRF token: send the {CSRF_HEADER} header "
             f"with the value of the {CSRF_COOKIE} cookie.",
-            title="CSRF check failed",
         )
 
 
@@ -77,7 +86,15 @@ def _signed_in_id(request: Request) -> uuid.UUID:
 
 
 def _not_signed_in() -> Problem:
-    return Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+    return Problem.of(ErrorCode.NOT_SIGNED_IN, "Sign in first (Bruk jobbkonto).")
+
+
+async def signed_in_id(request: Request) -> uuid.UUID:
+    """Who is signed in, from the session alone: for use cases that load the employee themselves."""
+    return _signed_in_id(request)
+
+
+SignedInId = Annotated[uuid.UUID, Depends(signed_in_id)]
 
 
 async def current_employee(request: Request, db: Db) -> Employee:
@@ -100,26 +117,6 @@ async def signed_in_employee(request: Request, db: Db) -> Employee:
 
 
 SignedInEmployee = Annotated[Employee, Depends(signed_in_employee)]
-
-
-async def ordering_employee(request: Request, db: Db) -> Employee:
-    """The signed-in employee with what placing an order reads, in one query: the company and its
-    policy, the subscription and its active services. SIM cards are not loaded."""
-    employee = await db.scalar(
-        select(Employee)
-        .where(Employee.id == _signed_in_id(request))
-        .options(
-            joinedload(Employee.subscription).options(
-                joinedload(Subscription.services), raiseload(Subscription.sim_cards)
-            )
-        )
-    )
-    if employee is None:
-        raise _not_signed_in()
-    return employee
-
-
-OrderingEmployee = Annotated[Employee, Depends(ordering_employee)]
 
 
 async def current_admin(employee: CurrentEmployee) -> Employee:

@@ -27,17 +27,15 @@ from mport_shared.events import (
 )
 from mport_shared.logging import get_logger
 from mport_shared.messaging.topology import declare_exchange
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from portal_api.deps import get_runtime
-from portal_api.models import Employee, Order
+from portal_api.errors import ErrorCode
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.pages.rendering import session_employee_id
-from portal_api.problems import Problem
+from portal_api.problems import Problem, problem_responses
 from portal_api.ratelimit import TooManyRequests
+from portal_api.unit_of_work import SqlUnitsOfWork
 
 log = get_logger(__name__)
 
@@ -142,7 +140,7 @@ class LiveFeed:
     updates itself from the event, and never moves an order's status backwards."""
 
     hub: LiveHub
-    sessions: async_sessionmaker[AsyncSession]
+    units: SqlUnitsOfWork
     queue_name: str = field(
         default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     )
@@ -233,21 +231,15 @@ class LiveFeed:
                 )
             case OrderSubmitted() | OrderProgressed():
                 # These events name only the order: look up (read only) whose it is.
-                async with self.sessions() as session:
-                    row = (
-                        await session.execute(
-                            select(Order.employee_id, Order.product_code, Order.status).where(
-                                Order.id == event.order_id
-                            )
-                        )
-                    ).one_or_none()
-                if row is None or row.status not in OPEN_STATUSES:
+                async with self.units.new() as uow:
+                    stored = await uow.orders.find(event.order_id)
+                if stored is None or stored.status not in OPEN_STATUSES:
                     return None  # unknown, or done already: the page has nothing to show
                 expected = event.expected_completion_at
-                return row.employee_id, OrderUpdate(
+                return stored.employee_id, OrderUpdate(
                     str(event.order_id),
                     OrderStatus.SUBMITTED.value,
-                    row.product_code,
+                    stored.product_code,
                     carrier_state=event.carrier_state,
                     expected_completion_at=_utc_iso(expected) if expected is not None else None,
                 )
@@ -266,10 +258,11 @@ async def _stream_owner(request: Request) -> uuid.UUID:
     and must not hold a database connection all that time."""
     employee_id = session_employee_id(request)
     if employee_id is not None:
-        async with get_runtime(request).sessions() as session:
-            if await session.get(Employee, employee_id) is not None:
+        units: SqlUnitsOfWork = request.app.state.units
+        async with units.new() as uow:
+            if await uow.employees.exists(employee_id):
                 return employee_id
-    raise Problem(401, "Sign in first (Bruk jobbkonto).", title="Not signed in")
+    raise Problem.of(ErrorCode.NOT_SIGNED_IN, "Sign in first (Bruk jobbkonto).")
 
 
 @router.get(
@@ -281,6 +274,7 @@ async def _stream_owner(request: Request) -> uuid.UUID:
             "content": {"application/problem+json": {}},
             "description": "this employee already has MAX_EVENT_STREAMS_PER_EMPLOYEE streams open",
         },
+        **problem_responses(ErrorCode.NOT_SIGNED_IN),
     },
 )
 async def events(request: Request) -> EventSourceResponse:

@@ -35,6 +35,7 @@ from portal_api.ratelimit import install_rate_limits
 from portal_api.security import SecurityHeadersMiddleware, hsts_value
 from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
+from portal_api.unit_of_work import SqlUnitsOfWork
 
 SERVICE = "portal-api"
 log = get_logger(__name__)
@@ -45,10 +46,11 @@ def create_app(
 ) -> FastAPI:
     """The portal; `oidc_transport` lets a test put a fake identity provider behind "Bruk jobbkonto"."""
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
-    status = OrderStatusHandlers(sessions=runtime.sessions)
+    units = SqlUnitsOfWork(runtime.sessions, consumer=SERVICE)
+    status = OrderStatusHandlers(units)
     runtime.handlers.update(status.handlers())
     live_hub = LiveHub(max_per_employee=settings.max_event_streams_per_employee)
-    live_feed = LiveFeed(hub=live_hub, sessions=runtime.sessions)
+    live_feed = LiveFeed(hub=live_hub, units=units)
     oidc_http: httpx.AsyncClient | None = None
     oidc: OidcClient | None = None
     if not settings.is_local and not settings.oidc_configured:
@@ -91,6 +93,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.units = units
     app.state.live_hub = live_hub
     app.state.oidc = oidc
     install_problem_handlers(app)

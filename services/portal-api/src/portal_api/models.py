@@ -1,4 +1,5 @@
-"""portal-api's tables: companies, people, subscriptions, catalog, policies and orders."""
+"""portal-api's tables: companies, people, subscriptions, catalog, policies and orders. The mapped
+classes are the entities the use cases work on; they need no session, so fakes hold them too."""
 
 from __future__ import annotations
 
@@ -12,17 +13,21 @@ from mport_shared.messaging.tables import messaging_tables
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     ColumnElement,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
     and_,
+    false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -47,7 +52,7 @@ class Company(Base):
     name: Mapped[str] = mapped_column(String(200))
 
     # Loaded with the company, so with every signed-in employee (Employee.company is joined too):
-    # catalog.service.load_policy then finds it in the session instead of asking the database.
+    # repositories.SqlPolicies then finds it in the session instead of asking the database.
     policy: Mapped[Policy | None] = relationship(lazy="joined", uselist=False, viewonly=True)
 
 
@@ -101,30 +106,43 @@ class ActiveService(Base):
 
 class SimCard(Base):
     __tablename__ = "sim_cards"
+    __table_args__ = (
+        # At most one main SIM per subscription.
+        Index(
+            "uq_sim_cards_main",
+            "subscription_id",
+            unique=True,
+            postgresql_where=text("is_main"),
+            sqlite_where=text("is_main"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id"))
     label: Mapped[str] = mapped_column(String(100))
+    # The subscription's main SIM (the one "Aktiver nytt SIM" replaces), whatever its label says.
+    is_main: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     icc: Mapped[str | None] = mapped_column(String(20))
     # active: in use; ordered: on its way to the employee, to be activated by its ICC number.
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
-class Product(Base):
-    """A product in the catalog: an add-on, a plan or a SIM service."""
-
-    __tablename__ = "products"
-
-    code: Mapped[str] = mapped_column(String(50), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(20))
-    category: Mapped[str] = mapped_column(String(30))
-    carrier_code: Mapped[str] = mapped_column(String(50))
-    price_ore: Mapped[int] = mapped_column(Integer)
-    billing: Mapped[str] = mapped_column(String(10))
-    data_gb: Mapped[int | None] = mapped_column(Integer)
-    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+# The catalog's table. Not a mapped class: the Product model (catalog.products) is what the code
+# passes around, immutable and shared by every request; repositories.SqlProducts reads rows into it.
+products = Table(
+    "products",
+    Base.metadata,
+    Column("code", String(50), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("category", String(30), nullable=False),
+    Column("carrier_code", String(50), nullable=False),
+    Column("price_ore", Integer, nullable=False),
+    Column("billing", String(10), nullable=False),
+    Column("data_gb", Integer),
+    Column("sort_order", Integer, nullable=False, default=0),
+)
 
 
 class Policy(Base):
@@ -170,8 +188,6 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # When a completed monthly add-on was ended ("Avslutt"); until then it holds its place.
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-
-    product: Mapped[Product] = relationship(lazy="joined", innerjoin=True)
 
 
 # What may be open at once, enforced by the database (DESIGN §6). Each condition is both an

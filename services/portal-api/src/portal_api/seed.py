@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal_api.catalog.policy import DEMO_POLICY, FJORD_POLICY, PolicyDocument
 from portal_api.catalog.products import CATALOG
-from portal_api.models import ActiveService, Company, Employee, Policy, Product, SimCard, Subscription
+from portal_api.models import ActiveService, Company, Employee, Policy, SimCard, Subscription
+from portal_api.repositories import save_catalog
 
 DEMO_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000001")
 FJORD_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000002")
@@ -85,20 +86,7 @@ DEMO_COMPANIES = (DEMO_BEDRIFT, FJORD_LOGISTIKK)
 
 
 async def seed_catalog(session: AsyncSession) -> None:
-    for position, spec in enumerate(CATALOG):
-        await session.merge(
-            Product(
-                code=spec.code,
-                name=spec.name,
-                kind=spec.kind.value,
-                category=spec.category,
-                carrier_code=spec.carrier_code,
-                price_ore=spec.price_ore,
-                billing=spec.billing.value,
-                data_gb=spec.data_gb,
-                sort_order=position,
-            )
-        )
+    await save_catalog(session, CATALOG)
 
 
 async def seed_company(session: AsyncSession, company: DemoCompany) -> None:
@@ -128,7 +116,7 @@ async def seed_company(session: AsyncSession, company: DemoCompany) -> None:
         session.add(subscription)
         await session.flush()
         session.add(
-            SimCard(subscription_id=subscription.id, label="Sim hovedkort", icc=None, status="active")
+            SimCard(subscription_id=subscription.id, label="Sim hovedkort", is_main=True, status="active")
         )
         session.add(ActiveService(subscription_id=subscription.id, product_code="hoved-sim"))
 

@@ -8,6 +8,8 @@ from typing import Annotated
 from mport_shared.events import Billing, EmployeeCharge, OrderKind
 from pydantic import BaseModel, ConfigDict, Field
 
+from portal_api.catalog.products import Catalog, Product
+
 
 class Payer(StrEnum):
     EMPLOYER = "employer"
@@ -33,15 +35,6 @@ class PolicyDocument(BaseModel):
     plan_covered_up_to: str | None = None
 
 
-class PricedProduct(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    code: str
-    category: str
-    kind: OrderKind
-    price_ore: int
-    billing: Billing
-
-
 class Decision(BaseModel):
     model_config = ConfigDict(frozen=True)
     allowed: bool
@@ -49,13 +42,15 @@ class Decision(BaseModel):
     reason: str | None = None
 
 
-def decide(policy: PolicyDocument, product: PricedProduct, *, covered_plan_price_ore: int | None) -> Decision:
-    """Whether the employee may order the product, and what they then pay."""
+def decide(policy: PolicyDocument, product: Product, *, catalog: Catalog) -> Decision:
+    """Whether the employee may order the product, and what they then pay (for a plan, the
+    difference above the plan the policy covers, which `catalog` prices)."""
     if product.kind is OrderKind.PLAN:
         rule = policy.rules.get(product.code)
         if rule is not None and rule.payer is Payer.NOT_ALLOWED:
             return _refused(product)
-        ceiling = covered_plan_price_ore if covered_plan_price_ore is not None else product.price_ore
+        covered = catalog.get(policy.plan_covered_up_to)
+        ceiling = covered.price_ore if covered is not None else product.price_ore
         return Decision(
             allowed=True,
             charge=EmployeeCharge(amount_ore=max(product.price_ore - ceiling, 0), billing=Billing.MONTHLY),
@@ -69,7 +64,7 @@ def decide(policy: PolicyDocument, product: PricedProduct, *, covered_plan_price
     return Decision(allowed=True, charge=EmployeeCharge(amount_ore=amount, billing=product.billing))
 
 
-def _refused(product: PricedProduct) -> Decision:
+def _refused(product: Product) -> Decision:
     return Decision(
         allowed=False,
         charge=EmployeeCharge(amount_ore=0, billing=product.billing),

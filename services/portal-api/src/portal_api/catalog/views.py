@@ -3,46 +3,37 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from mport_shared.events import Billing, OrderKind
-from pydantic import BaseModel
+from pydantic import Field
 
-from portal_api.catalog.service import catalog_for
-from portal_api.deps import CurrentEmployee, Db
+from portal_api.catalog.products import Product
+from portal_api.catalog.service import Offer, offers_for
+from portal_api.deps import CurrentEmployee, Uow
+from portal_api.errors import ErrorCode
+from portal_api.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
-class CatalogItem(BaseModel):
-    code: str
-    name: str
-    kind: OrderKind
-    category: str
-    carrier_product_code: str
-    price_ore: int
-    billing: Billing
+class CatalogItem(Product):
+    """A product, and what it means for this employee under the company's mobile policy."""
+
     employee_pays_ore: int
     allowed: bool
     not_allowed_reason: str | None
-    active: bool
-    norway_only: bool
+    active: bool = Field(description="The current plan, or an add-on already on the subscription")
 
-
-@router.get("/catalog")
-async def get_catalog(employee: CurrentEmployee, db: Db) -> list[CatalogItem]:
-    return [
-        CatalogItem(
-            code=e.product.code,
-            name=e.product.name,
-            kind=OrderKind(e.product.kind),
-            category=e.product.category,
-            carrier_product_code=e.product.carrier_code,
-            price_ore=e.product.price_ore,
-            billing=Billing(e.product.billing),
-            employee_pays_ore=e.charge.amount_ore,
-            allowed=e.allowed,
-            not_allowed_reason=e.reason,
-            active=e.active,
-            norway_only=e.product.category == "ekstra_data",
+    @classmethod
+    def of(cls, offer: Offer) -> CatalogItem:
+        product = offer.product
+        return cls(
+            **dict(product),
+            employee_pays_ore=offer.decision.charge.amount_ore,
+            allowed=offer.decision.allowed,
+            not_allowed_reason=offer.decision.reason,
+            active=offer.active,
         )
-        for e in await catalog_for(db, employee)
-    ]
+
+
+@router.get("/catalog", responses=problem_responses(ErrorCode.NOT_SIGNED_IN))
+async def get_catalog(employee: CurrentEmployee, uow: Uow) -> list[CatalogItem]:
+    return [CatalogItem.of(offer) for offer in (await offers_for(uow, employee)).offers]

@@ -1,4 +1,5 @@
-"""Order rules that need no I/O: statuses, SIM ICC validation, cleaning and fingerprints of requests."""
+"""Order rules that need no I/O: statuses, what may be ordered (check_order) and what holds a place,
+SIM ICC validation, cleaning and fingerprints of requests, and how status events move an order."""
 
 from __future__ import annotations
 
@@ -6,10 +7,29 @@ import hashlib
 import json
 import re
 import unicodedata
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, assert_never
 
-from mport_shared.events import OrderKind
+from mport_shared.events import (
+    Billing,
+    EmployeeCharge,
+    OrderCompleted,
+    OrderFailed,
+    OrderKind,
+    OrderProgressed,
+    OrderSubmitted,
+)
+
+from portal_api.catalog.policy import PolicyDocument, decide
+from portal_api.catalog.products import Catalog, Product
+from portal_api.errors import DomainError, ErrorCode
+
+if TYPE_CHECKING:
+    from portal_api.models import Employee, Order
 
 
 class OrderStatus(StrEnum):
@@ -19,8 +39,7 @@ class OrderStatus(StrEnum):
     FAILED = "failed"
 
 
-# Status only moves forward: received → submitted → completed or failed (orders.status applies
-# each event as an UPDATE that matches only an order it moves forward).
+# Status only moves forward: received → submitted → completed or failed (StatusChange below).
 OPEN_STATUSES = (OrderStatus.RECEIVED.value, OrderStatus.SUBMITTED.value)
 
 
@@ -93,7 +112,7 @@ def icc_problem(icc: str) -> str | None:
     return None
 
 
-def clean_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]:
+def clean_details(kind: OrderKind, details: Mapping[str, str]) -> dict[str, str]:
     """Order details as stored: each value cleaned (clean_text), an ICC without any spaces."""
     cleaned = {k: clean_text(str(v)) for k, v in details.items()}
     if kind is OrderKind.SIM_ACTIVATION and "icc" in cleaned:
@@ -101,7 +120,255 @@ def clean_details(kind: OrderKind, details: dict[str, str]) -> dict[str, str]:
     return cleaned
 
 
-def fingerprint(product_code: str, details: dict[str, str]) -> str:
+def fingerprint(product_code: str, details: Mapping[str, str]) -> str:
     """What makes two requests with one Idempotency-Key the same request."""
-    canonical = json.dumps({"product_code": product_code, "details": details}, sort_keys=True)
+    canonical = json.dumps({"product_code": product_code, "details": dict(details)}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# ---- Placing an order: the rules, on what the use case read (orders.service.place_order) ------
+
+MAX_DETAIL_LENGTH = 200
+DETAIL_FIELDS: dict[OrderKind, tuple[str, ...]] = {
+    OrderKind.ADDON: (),
+    OrderKind.PLAN: (),
+    OrderKind.SIM_ORDER: ("delivery_name", "delivery_address"),
+    OrderKind.SIM_ACTIVATION: ("icc",),
+}
+_SIM_KINDS = (OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """An order the rules let through: the product, its details as cleaned, what the employee pays."""
+
+    product: Product
+    details: dict[str, str]
+    charge: EmployeeCharge
+
+
+def takes_a_place(product: Product) -> bool:
+    """Whether an order of the product is one of a kind that may be open (or, for a monthly
+    add-on, active) only once per subscription; a one-off top-up can be bought again and again."""
+    return product.kind is OrderKind.PLAN or product.is_monthly_addon or product.kind in _SIM_KINDS
+
+
+def holds_the_place(order: Order, product: Product) -> bool:
+    """Whether `order` holds the place a new order of `product` would take: the rule the
+    open-order indexes enforce (models.OPEN_ORDER_INDEXES, whose predicates say the same)."""
+    status = OrderStatus(order.status)
+    is_open = status.value in OPEN_STATUSES
+    if product.kind is OrderKind.PLAN:
+        return order.kind == OrderKind.PLAN and is_open  # one open plan change, whichever plan
+    if product.is_monthly_addon:
+        return (
+            order.product_code == product.code
+            and order.kind == OrderKind.ADDON
+            and order.billing == Billing.MONTHLY
+            and status is not OrderStatus.FAILED  # open, or completed and not yet ended
+            and order.ended_at is None
+        )
+    if product.kind in _SIM_KINDS:
+        return order.product_code == product.code and is_open
+    return False
+
+
+def check_order(
+    *,
+    employee: Employee,
+    product_code: str,
+    details: Mapping[str, str],
+    catalog: Catalog,
+    policy: PolicyDocument,
+    holder: Order | None,
+) -> Accepted | DomainError:
+    """Whether the employee may order the product, in the order a person would ask: a refusal is
+    returned, not raised, because a repeated request is answered with its first order instead."""
+    subscription = employee.subscription
+    if subscription is None:
+        return DomainError(ErrorCode.NO_SUBSCRIPTION, "You have no mobile subscription to order for.")
+    if not employee.self_service_active:
+        return DomainError(
+            ErrorCode.SELF_SERVICE_NOT_ACTIVATED,
+            "Self-service is not activated: confirm your phone number first (Bekreft telefonnummer).",
+        )
+    product = catalog.get(product_code)
+    if product is None:
+        return DomainError(ErrorCode.UNKNOWN_PRODUCT, f"Unknown product {product_code!r}.")
+    cleaned = checked_details(product.kind, details)
+    if isinstance(cleaned, DomainError):
+        return cleaned
+    if product.kind is OrderKind.PLAN and subscription.plan_code == product.code:
+        return DomainError(ErrorCode.ALREADY_ACTIVE, f"{product.name} is already your plan.")
+    if product.is_monthly_addon and any(s.product_code == product.code for s in subscription.services):
+        return DomainError(ErrorCode.ALREADY_ACTIVE, f"{product.name} is already active.")
+    if holder is not None:
+        return already(product, holder, catalog)
+    decision = decide(policy, product, catalog=catalog)
+    if not decision.allowed:
+        return DomainError(ErrorCode.NOT_ALLOWED_BY_POLICY, f"{product.name}: {decision.reason}.")
+    return Accepted(product=product, details=cleaned, charge=decision.charge)
+
+
+def checked_details(kind: OrderKind, details: Mapping[str, str]) -> dict[str, str] | DomainError:
+    """The details as stored (clean_details), or why they cannot be taken for this kind of order."""
+    wanted = DETAIL_FIELDS[kind]
+    unknown = sorted(set(details) - set(wanted))
+    if unknown:
+        return DomainError(ErrorCode.INVALID_DETAILS, f"Unexpected order details: {', '.join(unknown)}.")
+    cleaned = clean_details(kind, details)
+    missing = [k for k in wanted if not cleaned.get(k)]
+    if missing:
+        return DomainError(ErrorCode.INVALID_DETAILS, f"Missing order details: {', '.join(missing)}.")
+    too_long = [k for k, v in cleaned.items() if len(v) > MAX_DETAIL_LENGTH]
+    if too_long:
+        return DomainError(ErrorCode.INVALID_DETAILS, f"Too long: {', '.join(too_long)}.")
+    if kind is OrderKind.SIM_ACTIVATION and (problem := icc_problem(cleaned["icc"])):
+        return DomainError(ErrorCode.INVALID_ICC, problem)
+    return cleaned
+
+
+def already(product: Product, holder: Order | None, catalog: Catalog) -> DomainError:
+    """The refusal of an order whose place `holder` holds (None: it was taken a moment ago)."""
+    if holder is not None and holder.status == OrderStatus.COMPLETED:
+        return DomainError(ErrorCode.ALREADY_ACTIVE, f"{product.name} is already active.")
+    if holder is not None and holder.product_code != product.code:  # another plan
+        other = catalog.get(holder.product_code)
+        return DomainError(
+            ErrorCode.ALREADY_ORDERED,
+            f"A change to {other.name if other else holder.product_code} is already on its way; "
+            "wait until it is done.",
+        )
+    return DomainError(ErrorCode.ALREADY_ORDERED, f"{product.name} is already ordered and on its way.")
+
+
+def same_request(earlier: Order, product_code: str, details: Mapping[str, str]) -> DomainError | None:
+    """None if a request with the key that made `earlier` is that request again; else the refusal.
+    The order holds its details as cleaned when placed: the repeat's are cleaned the same way."""
+    repeat = fingerprint(product_code, clean_details(OrderKind(earlier.kind), details))
+    if fingerprint(earlier.product_code, earlier.details) != repeat:
+        return DomainError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was already used for a different order."
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page of an employee's orders (newest first) ended: the next page starts just after
+    this order (older, or placed at the same time with a smaller id)."""
+
+    created_at: datetime
+    order_id: uuid.UUID
+
+
+# ---- Status events: how each moves an order (orders.service.apply_status_event) --------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChange:
+    """What one status event does to its order, if the order is where the event may move it from.
+
+    The condition is the rule: status only moves forward (received → submitted → completed or
+    failed), and older carrier news never overwrites newer; so a late, repeated or contradicting
+    event applies to nothing. The database applies it as one conditional UPDATE
+    (repositories.SqlOrders.change_status), a fake with `applies_to`."""
+
+    order_id: uuid.UUID
+    to: OrderStatus
+    allowed_from: tuple[OrderStatus, ...]
+    # Carrier news from this moment: it applies only if no later news is on the order already.
+    carrier_news_at: datetime | None = None
+    # The order's other fields the change sets, by attribute name.
+    values: Mapping[str, object]
+
+    def applies_to(self, status: str, carrier_state_at: datetime | None) -> bool:
+        if OrderStatus(status) not in self.allowed_from:
+            return False
+        return not (
+            self.carrier_news_at is not None
+            and carrier_state_at is not None
+            and carrier_state_at > self.carrier_news_at
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangedOrder:
+    """What applying a completion to the subscription needs of the order a change moved."""
+
+    id: uuid.UUID
+    status: str
+    kind: str
+    subscription_id: uuid.UUID
+    product_code: str
+    details: Mapping[str, str]
+
+
+_OPEN = (OrderStatus.RECEIVED, OrderStatus.SUBMITTED)
+OrderStatusEvent = OrderSubmitted | OrderProgressed | OrderCompleted | OrderFailed
+
+
+def status_change(event: OrderStatusEvent, now: datetime) -> StatusChange:
+    """The change a status event asks for."""
+    match event:
+        case OrderSubmitted():
+            at = _utc(event.submitted_at)
+            return StatusChange(
+                order_id=event.order_id,
+                to=OrderStatus.SUBMITTED,
+                allowed_from=(OrderStatus.RECEIVED,),
+                values={
+                    "carrier_order_id": event.carrier_order_id,
+                    **_carrier_says(event.carrier_state, event.expected_completion_at, at),
+                    "updated_at": now,
+                },
+            )
+        case OrderProgressed():
+            at = _utc(event.progressed_at)
+            return StatusChange(
+                order_id=event.order_id,
+                # A progressed order with the carrier is submitted, even if its OrderSubmitted is
+                # late (in a retry queue).
+                to=OrderStatus.SUBMITTED,
+                allowed_from=_OPEN,
+                carrier_news_at=at,
+                values={
+                    "carrier_order_id": event.carrier_order_id,
+                    **_carrier_says(event.carrier_state, event.expected_completion_at, at),
+                    "updated_at": now,
+                },
+            )
+        case OrderCompleted():
+            return StatusChange(
+                order_id=event.order.order_id,
+                to=OrderStatus.COMPLETED,
+                allowed_from=_OPEN,
+                values={"carrier_order_id": event.carrier_order_id, "updated_at": now},
+            )
+        case OrderFailed():
+            return StatusChange(
+                order_id=event.order.order_id,
+                to=OrderStatus.FAILED,
+                allowed_from=_OPEN,
+                values={
+                    "failure_reason": event.reason,
+                    "failure_code": event.reason_code.value,
+                    "updated_at": now,
+                },
+            )
+        case _:
+            assert_never(event)
+
+
+def _carrier_says(state: str | None, expected: datetime | None, at: datetime) -> dict[str, object]:
+    """What the carrier last said of the order (its state, when it expects to be done), and when."""
+    return {
+        "carrier_state": state,
+        "expected_completion_at": _utc(expected) if expected is not None else None,
+        "carrier_state_at": at,
+    }
+
+
+def _utc(moment: datetime) -> datetime:
+    # Events carry UTC times; one without a zone (a carrier's date passed on as it came) is UTC too.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

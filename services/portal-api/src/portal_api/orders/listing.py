@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal_api.models import Order
+from portal_api.orders.domain import Position
+from portal_api.orders.service import PlacedOrder, orders_of
+from portal_api.unit_of_work import UnitOfWork
+
+__all__ = ["BadCursor", "OrderCursors", "OrderPage", "Position", "order_page"]
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -27,17 +29,8 @@ class BadCursor(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Position:
-    """The last order of a page: the next page starts just after it (older, or the same time and
-    a smaller id)."""
-
-    created_at: datetime
-    order_id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
 class OrderPage:
-    orders: list[Order]
+    orders: list[PlacedOrder]
     next_cursor: str | None  # None on the last page
 
 
@@ -66,7 +59,7 @@ class OrderCursors:
 
 
 async def order_page(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     employee_id: uuid.UUID,
     cursors: OrderCursors,
@@ -76,21 +69,10 @@ async def order_page(
     """One page of the employee's orders, newest first; BadCursor for a cursor not theirs.
 
     The order is total ((created_at, id), both descending), so pages neither repeat nor skip an
-    order, and an order placed meanwhile shows on the first page, not in the middle of a later one.
-    The employee_id index narrows the rows to this employee's, which are few enough (tens to
-    hundreds) to sort without an index of their own."""
-    query = select(Order).where(Order.employee_id == employee_id)
-    if cursor is not None:
-        after = cursors.load(employee_id, cursor)
-        query = query.where(
-            or_(
-                Order.created_at < after.created_at,
-                and_(Order.created_at == after.created_at, Order.id < after.order_id),
-            )
-        )
-    newest_first = query.order_by(Order.created_at.desc(), Order.id.desc())
-    rows = list((await session.scalars(newest_first.limit(limit + 1))).all())
+    order, and an order placed meanwhile shows on the first page, not in the middle of a later one."""
+    after = cursors.load(employee_id, cursor) if cursor is not None else None
+    rows = await orders_of(uow, employee_id, after=after, limit=limit + 1)
     if len(rows) <= limit:
         return OrderPage(rows, None)
-    last = rows[limit - 1]
+    last = rows[limit - 1].order
     return OrderPage(rows[:limit], cursors.dump(employee_id, Position(last.created_at, last.id)))

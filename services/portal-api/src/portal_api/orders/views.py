@@ -14,9 +14,8 @@ from mport_shared.logging import get_logger
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal_api.catalog.service import CatalogProduct
-from portal_api.deps import Db, OrderingEmployee, SignedInEmployee, require_csrf
-from portal_api.models import Order, Product
+from portal_api.deps import SignedInId, Uow, require_csrf
+from portal_api.errors import ErrorCode
 from portal_api.orders.domain import OrderStatus, details_problem, text_problem
 from portal_api.orders.listing import (
     DEFAULT_PAGE_SIZE,
@@ -26,8 +25,16 @@ from portal_api.orders.listing import (
     OrderCursors,
     order_page,
 )
-from portal_api.orders.service import order_of, place_order
-from portal_api.problems import Problem
+from portal_api.orders.service import PlacedOrder, PlaceOrder, order_of, place_order
+from portal_api.problems import (
+    BODY_TOO_LARGE,
+    CSRF_FAILED,
+    IDEMPOTENCY_KEY_REQUIRED,
+    INVALID_IDEMPOTENCY_KEY,
+    INVALID_REQUEST,
+    Problem,
+    problem_responses,
+)
 from portal_api.ratelimit import limit_orders
 from portal_api.settings import PortalSettings
 
@@ -78,16 +85,14 @@ class OrderOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, order: Order, product: CatalogProduct | Product | None = None) -> OrderOut:
-        """`product` saves loading order.product when the caller has it at hand."""
-        if product is None:
-            product = order.product
+    def of(cls, placed: PlacedOrder) -> OrderOut:
+        order, product = placed.order, placed.product
         return cls(
             id=order.id,
             status=OrderStatus(order.status),
             product_code=order.product_code,
             product_name=product.name,
-            carrier_product_code=product.carrier_code,
+            carrier_product_code=product.carrier_product_code,
             kind=OrderKind(order.kind),
             msisdn=order.msisdn,
             details=order.details,
@@ -102,6 +107,37 @@ class OrderOut(BaseModel):
         )
 
 
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+# Declared here rather than as a required Header parameter: FastAPI would answer a missing one
+# with its generic 422, and a missing key deserves its own 400 problem.
+_IDEMPOTENCY_KEY_DOC = {
+    "name": IDEMPOTENCY_KEY_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "A fresh key (for example a UUID) per order: a request repeated with the same "
+    "key is answered with the order the first one made, and never orders twice.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+
+
+async def idempotency_key(
+    key: Annotated[
+        str | None, Header(alias=IDEMPOTENCY_KEY_HEADER, max_length=200, include_in_schema=False)
+    ] = None,
+) -> str:
+    if not key or not key.strip():
+        raise Problem.of(
+            IDEMPOTENCY_KEY_REQUIRED,
+            f"Send an {IDEMPOTENCY_KEY_HEADER} header (for example a UUID) with every order, "
+            "so that a retry never orders twice.",
+        )
+    if problem := text_problem(key):
+        raise Problem.of(
+            INVALID_IDEMPOTENCY_KEY, f"The {IDEMPOTENCY_KEY_HEADER} header is not valid: {problem}."
+        )
+    return key.strip()
+
+
 @router.post(
     "/orders",
     status_code=202,
@@ -112,37 +148,40 @@ class OrderOut(BaseModel):
             "content": {"application/problem+json": {}},
             "description": "over ORDER_RATE_LIMIT for this employee; Retry-After says when to try again",
         },
+        **problem_responses(
+            ErrorCode.NOT_SIGNED_IN,
+            CSRF_FAILED,
+            ErrorCode.SELF_SERVICE_NOT_ACTIVATED,
+            ErrorCode.NOT_ALLOWED_BY_POLICY,
+            ErrorCode.NO_SUBSCRIPTION,
+            ErrorCode.ALREADY_ACTIVE,
+            ErrorCode.ALREADY_ORDERED,
+            ErrorCode.UNKNOWN_PRODUCT,
+            ErrorCode.INVALID_DETAILS,
+            ErrorCode.INVALID_ICC,
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            INVALID_REQUEST,
+            IDEMPOTENCY_KEY_REQUIRED,
+            INVALID_IDEMPOTENCY_KEY,
+            BODY_TOO_LARGE,
+        ),
     },
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY_DOC]},
     dependencies=[Depends(limit_orders)],
 )
 async def create_order(
-    body: OrderRequest,
-    employee: OrderingEmployee,
-    db: Db,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    body: OrderRequest, employee: SignedInId, uow: Uow, key: Annotated[str, Depends(idempotency_key)]
 ) -> JSONResponse:
-    if not idempotency_key or not idempotency_key.strip():
-        raise Problem(
-            400,
-            "Send an Idempotency-Key header (for example a UUID) with every order, "
-            "so that a retry never orders twice.",
-            title="Idempotency-Key required",
-        )
-    if problem := text_problem(idempotency_key):
-        raise Problem(
-            400, f"The Idempotency-Key header is not valid: {problem}.", title="Invalid Idempotency-Key"
-        )
-    order, product = await place_order(
-        db,
-        employee=employee,
-        product_code=body.product_code,
-        details=body.details,
-        idempotency_key=idempotency_key.strip(),
+    placed = await place_order(
+        uow,
+        PlaceOrder(
+            employee_id=employee, product_code=body.product_code, details=body.details, idempotency_key=key
+        ),
     )
     return JSONResponse(
-        OrderOut.of(order, product).model_dump(mode="json"),
+        OrderOut.of(placed).model_dump(mode="json"),
         status_code=202,
-        headers={"Location": f"/api/v1/orders/{order.id}"},
+        headers={"Location": f"/api/v1/orders/{placed.order.id}"},
     )
 
 
@@ -160,13 +199,14 @@ async def create_order(
             },
         },
         400: {"content": {"application/problem+json": {}}, "description": "a cursor not made for you"},
+        **problem_responses(ErrorCode.NOT_SIGNED_IN, INVALID_REQUEST),
     },
 )
 async def list_orders(
     request: Request,
     response: Response,
-    employee: SignedInEmployee,
-    db: Db,
+    employee: SignedInId,
+    uow: Uow,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="orders per page")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | None,
@@ -178,10 +218,10 @@ async def list_orders(
     and works only for the employee it was made for."""
     try:
         page = await order_page(
-            db, employee_id=employee.id, cursors=order_cursors(request), cursor=cursor, limit=limit
+            uow, employee_id=employee, cursors=order_cursors(request), cursor=cursor, limit=limit
         )
     except BadCursor as error:
-        log.info("order list cursor refused", employee_id=str(employee.id), reason=str(error))
+        log.info("order list cursor refused", employee_id=str(employee), reason=str(error))
         raise Problem(
             400,
             "The cursor is not valid (changed, or made for someone else): start again without one.",
@@ -191,7 +231,7 @@ async def list_orders(
     if page.next_cursor is not None:
         next_url = f"/api/v1/orders?{urlencode({'limit': limit, 'cursor': page.next_cursor})}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return [OrderOut.of(o) for o in page.orders]
+    return [OrderOut.of(placed) for placed in page.orders]
 
 
 def order_cursors(request: Request) -> OrderCursors:
@@ -199,6 +239,9 @@ def order_cursors(request: Request) -> OrderCursors:
     return OrderCursors(settings.effective_session_secret)
 
 
-@router.get("/orders/{order_id}")
-async def get_order(order_id: uuid.UUID, employee: SignedInEmployee, db: Db) -> OrderOut:
-    return OrderOut.of(await order_of(db, employee, order_id))
+@router.get(
+    "/orders/{order_id}",
+    responses=problem_responses(ErrorCode.NOT_SIGNED_IN, ErrorCode.ORDER_NOT_FOUND, INVALID_REQUEST),
+)
+async def get_order(order_id: uuid.UUID, employee: SignedInId, uow: Uow) -> OrderOut:
+    return OrderOut.of(await order_of(uow, employee, order_id))

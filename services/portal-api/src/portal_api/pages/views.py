@@ -11,16 +11,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from mport_shared.events import Billing, EmployeeCharge, OrderFailureCode, OrderKind
-from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from portal_api.catalog.service import CatalogEntry, catalog_for, load_policy
-from portal_api.deps import Db
+from portal_api.catalog.products import Product
+from portal_api.catalog.service import Offer, offers_for
+from portal_api.deps import Uow
 from portal_api.i18n import Translator, pick_language
-from portal_api.models import Company, Employee, Order
+from portal_api.models import Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.orders.listing import BadCursor, OrderCursors, order_page
-from portal_api.orders.service import orders_of
+from portal_api.orders.service import PlacedOrder, orders_of
 from portal_api.pages.rendering import (
     NEXT_PARAM,
     render,
@@ -28,8 +28,9 @@ from portal_api.pages.rendering import (
     session_employee_id,
     sign_in_redirect,
 )
-from portal_api.problems import Problem, problem_response
+from portal_api.problems import PROBLEM_TYPES, PROBLEM_TYPES_BY_SLUG, Problem, problem_response
 from portal_api.subscriptions.views import MeOut, describe
+from portal_api.unit_of_work import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,17 +42,14 @@ except ZoneInfoNotFoundError:  # a slim image without tzdata: show UTC rather th
 ButtonState = Literal["available", "pending", "active", "blocked"]
 ORDERS_PATH = "/bestillinger"
 ORDERS_CURSOR_PARAM = "etter"
-MAIN_SIM_LABEL = "Sim hovedkort"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProductRow:
-    """One orderable product as the self-service box shows it."""
+    """One orderable product as the self-service box shows it: the product, and where this
+    employee stands with it."""
 
-    code: str
-    name: str
-    kind: str
-    carrier_code: str
+    product: Product
     price: str
     you_pay: str
     deduction: str | None  # what the confirm dialog states, when the employee pays anything
@@ -60,7 +58,6 @@ class ProductRow:
     pending_order_id: str | None
     pending: OrderProgress | None  # the open order's progress, while state is "pending"
     last_failure: str | None
-    norway_only: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,9 +94,9 @@ class OrderRow:
     details: str
 
 
-async def _signed_in(request: Request, db: Db) -> Employee | None:
+async def _signed_in(request: Request, uow: UnitOfWork) -> Employee | None:
     employee_id = session_employee_id(request)
-    return await db.get(Employee, employee_id) if employee_id else None
+    return await uow.employees.get(employee_id) if employee_id else None
 
 
 def charge_text(t: Translator, charge: EmployeeCharge) -> str | None:
@@ -110,27 +107,27 @@ def charge_text(t: Translator, charge: EmployeeCharge) -> str | None:
     return t("charge.per_month", amount=amount) if charge.billing is Billing.MONTHLY else amount
 
 
-def _you_pay(t: Translator, entry: CatalogEntry) -> str:
-    if not entry.allowed:
+def _you_pay(t: Translator, offer: Offer) -> str:
+    if not offer.decision.allowed:
         return t("product.not_allowed")
-    deduction = charge_text(t, entry.charge)
+    deduction = charge_text(t, offer.decision.charge)
     return t("charge.deduction", amount=deduction) if deduction else t("charge.employer")
 
 
-def product_rows(t: Translator, entries: list[CatalogEntry], orders: list[Order]) -> list[ProductRow]:
+def product_rows(t: Translator, offers: list[Offer], orders: list[PlacedOrder]) -> list[ProductRow]:
     latest: dict[str, Order] = {}
-    for order in orders:  # newest first
-        latest.setdefault(order.product_code, order)
+    for placed in orders:  # newest first
+        latest.setdefault(placed.order.product_code, placed.order)
     rows = []
-    for entry in entries:
-        product = entry.product
+    for offer in offers:
+        product, allowed = offer.product, offer.decision.allowed
         last = latest.get(product.code)
         state: ButtonState
         if last is not None and last.status in OPEN_STATUSES:
             state = "pending"
-        elif entry.active:
+        elif offer.active:
             state = "active"
-        elif not entry.allowed:
+        elif not allowed:
             state = "blocked"
         else:
             state = "available"
@@ -138,19 +135,15 @@ def product_rows(t: Translator, entries: list[CatalogEntry], orders: list[Order]
         pending = last is not None and state == "pending"
         rows.append(
             ProductRow(
-                code=product.code,
-                name=product.name,
-                kind=product.kind,
-                carrier_code=product.carrier_code,
+                product=product,
                 price=t.kr(product.price_ore),
-                you_pay=_you_pay(t, entry),
-                deduction=charge_text(t, entry.charge) if entry.allowed else None,
+                you_pay=_you_pay(t, offer),
+                deduction=charge_text(t, offer.decision.charge) if allowed else None,
                 state=state,
-                blocked_reason=t("product.not_allowed") if not entry.allowed else None,
+                blocked_reason=t("product.not_allowed") if not allowed else None,
                 pending_order_id=str(last.id) if pending and last is not None else None,
                 pending=OrderProgress.of(last) if pending and last is not None else None,
                 last_failure=failure_text(t, last) if failed and last is not None else None,
-                norway_only=product.category == "ekstra_data",
             )
         )
     return rows
@@ -172,12 +165,12 @@ def _local_date(moment: datetime) -> str:
     return (moment.astimezone(OSLO) if OSLO else moment).strftime("%d.%m.%Y")
 
 
-def order_rows(t: Translator, orders: list[Order]) -> list[OrderRow]:
+def order_rows(t: Translator, orders: list[PlacedOrder]) -> list[OrderRow]:
     return [
         OrderRow(
             id=str(order.id),
             created=_local_time(order.created_at),
-            product_name=order.product.name,
+            product_name=product.name,
             product_code=order.product_code,
             status=order.status,
             status_label=t(f"status.{order.status}"),
@@ -189,53 +182,51 @@ def order_rows(t: Translator, orders: list[Order]) -> list[OrderRow]:
             or t("orders.none"),
             details=", ".join(order.details.values()),
         )
-        for order in orders
+        for order, product in ((placed.order, placed.product) for placed in orders)
     ]
 
 
 @router.get("/")
-async def home(request: Request, db: Db) -> Response:
-    employee = await _signed_in(request, db)
+async def home(request: Request, uow: Uow) -> Response:
+    employee = await _signed_in(request, uow)
     if employee is None:
         return sign_in_redirect(request)
-    return render(request, "home.html", {"me": await describe(db, employee)}, employee=employee)
+    return render(request, "home.html", {"me": await describe(uow, employee)}, employee=employee)
 
 
 @router.get("/logg-inn")
-async def sign_in_page(request: Request, db: Db) -> Response:
+async def sign_in_page(request: Request, uow: Uow) -> Response:
     """ "Bruk jobbkonto", and in local mode the development sign-in listing the demo people."""
     people: list[Employee] = []
     if request.app.state.settings.is_local:
         # By company, so whoever tries one company against the other sees whose people are whose.
-        query = select(Employee).join(Company, Employee.company_id == Company.id)
-        people = list(
-            (await db.scalars(query.order_by(Company.name, Employee.employee_number).limit(50))).all()
-        )
+        people = list(await uow.employees.listed(50))
     return render(
         request,
         "login.html",
         {
             "people": people,
             "next": safe_next(request.query_params.get(NEXT_PARAM)),
-            "employee_signed_in": await _signed_in(request, db),
+            "employee_signed_in": await _signed_in(request, uow),
         },
     )
 
 
 @router.get("/abonnement")
-async def subscription_page(request: Request, db: Db) -> Response:
-    employee = await _signed_in(request, db)
+async def subscription_page(request: Request, uow: Uow) -> Response:
+    employee = await _signed_in(request, uow)
     if employee is None:
         return sign_in_redirect(request)
     t = Translator(pick_language(request)[0])
-    me: MeOut = await describe(db, employee)
-    rows = product_rows(t, await catalog_for(db, employee), await orders_of(db, employee))
+    me: MeOut = await describe(uow, employee)
+    offers = await offers_for(uow, employee)
+    rows = product_rows(t, offers.offers, await orders_of(uow, employee.id))
     by_kind: dict[str, list[ProductRow]] = {}
     for row in rows:
-        by_kind.setdefault(row.kind, []).append(row)
+        by_kind.setdefault(row.product.kind, []).append(row)
     plan = next((r for r in by_kind.get(OrderKind.PLAN, []) if r.state == "active"), None)
     sims = me.subscription.sim_cards if me.subscription else []
-    main_sim = next((s for s in sims if s.label == MAIN_SIM_LABEL), sims[0] if sims else None)
+    main_sim = next((s for s in sims if s.is_main), None)
     return render(
         request,
         "abonnement.html",
@@ -253,16 +244,16 @@ async def subscription_page(request: Request, db: Db) -> Response:
 
 
 @router.get("/bestillinger")
-async def orders_page(request: Request, db: Db) -> Response:
+async def orders_page(request: Request, uow: Uow) -> Response:
     """Mine bestillinger, newest first, a page at a time (`?etter=<cursor>` for older ones)."""
-    employee = await _signed_in(request, db)
+    employee = await _signed_in(request, uow)
     if employee is None:
         return sign_in_redirect(request)
     t = Translator(pick_language(request)[0])
     cursor = request.query_params.get(ORDERS_CURSOR_PARAM)
     try:
         page = await order_page(
-            db,
+            uow,
             employee_id=employee.id,
             cursors=OrderCursors(request.app.state.settings.effective_session_secret),
             cursor=cursor,
@@ -299,31 +290,31 @@ class PolicyLine:
 
 
 @router.get("/policy")
-async def policy_page(request: Request, db: Db) -> Response:
+async def policy_page(request: Request, uow: Uow) -> Response:
     """The company's mobile policy in words: who pays what, worked out for each product."""
-    employee = await _signed_in(request, db)
+    employee = await _signed_in(request, uow)
     if employee is None:
         return sign_in_redirect(request)
     t = Translator(pick_language(request)[0])
-    entries = await catalog_for(db, employee)
-    policy = await load_policy(db, employee.company_id)
-    ceiling = next((e.product.name for e in entries if e.product.code == policy.plan_covered_up_to), None)
+    offers = await offers_for(uow, employee)
+    ceiling = offers.covered_plan
 
-    def payer(entry: CatalogEntry) -> str:
-        if not entry.allowed:
+    def payer(offer: Offer) -> str:
+        charge = offer.decision.charge
+        if not offer.decision.allowed:
             return t("policy.not_allowed")
-        amount = charge_text(t, entry.charge)
+        amount = charge_text(t, charge)
         if amount is None:
             return t("policy.employer")
-        if entry.charge.amount_ore >= entry.product.price_ore:
+        if charge.amount_ore >= offer.product.price_ore:
             return t("policy.employee_full", amount=amount)
-        return t("policy.employee_share", amount=amount, price=t.kr(entry.product.price_ore))
+        return t("policy.employee_share", amount=amount, price=t.kr(offer.product.price_ore))
 
     def lines(kinds: set[OrderKind]) -> list[PolicyLine]:
         return [
-            PolicyLine(e.product.name, t.kr(e.product.price_ore), payer(e))
-            for e in entries
-            if e.product.kind in kinds
+            PolicyLine(o.product.name, t.kr(o.product.price_ore), payer(o))
+            for o in offers.offers
+            if o.product.kind in kinds
         ]
 
     return render(
@@ -331,7 +322,7 @@ async def policy_page(request: Request, db: Db) -> Response:
         "policy.html",
         {
             "company": employee.company.name,
-            "ceiling": ceiling,
+            "ceiling": ceiling.name if ceiling else None,
             "services": lines({OrderKind.ADDON, OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION}),
             "plans": lines({OrderKind.PLAN}),
         },
@@ -339,33 +330,41 @@ async def policy_page(request: Request, db: Db) -> Response:
     )
 
 
-async def _info_page(request: Request, db: Db, template: str) -> Response:
-    employee = await _signed_in(request, db)
+async def _info_page(request: Request, uow: UnitOfWork, template: str) -> Response:
+    employee = await _signed_in(request, uow)
     if employee is None:
         return sign_in_redirect(request)
-    admins = (
-        await db.scalars(
-            select(Employee)
-            .where(Employee.company_id == employee.company_id, Employee.is_admin.is_(True))
-            .order_by(Employee.name)
-        )
-    ).all()
+    admins = await uow.employees.admins_of(employee.company_id)
     return render(request, template, {"admins": list(admins)}, employee=employee)
 
 
 @router.get("/terminal")
-async def terminal_page(request: Request, db: Db) -> Response:
-    return await _info_page(request, db, "terminal.html")
+async def terminal_page(request: Request, uow: Uow) -> Response:
+    return await _info_page(request, uow, "terminal.html")
 
 
 @router.get("/support")
-async def support_page(request: Request, db: Db) -> Response:
-    return await _info_page(request, db, "support.html")
+async def support_page(request: Request, uow: Uow) -> Response:
+    return await _info_page(request, uow, "support.html")
 
 
 @router.get("/kontakt")
-async def contact_page(request: Request, db: Db) -> Response:
-    return await _info_page(request, db, "kontakt.html")
+async def contact_page(request: Request, uow: Uow) -> Response:
+    return await _info_page(request, uow, "kontakt.html")
+
+
+@router.get("/problems")
+async def problem_types_page(request: Request) -> Response:
+    """What each problem `type` the API answers with means: the page its URI names."""
+    return render(request, "problems.html", {"kinds": list(PROBLEM_TYPES.values()), "only": None})
+
+
+@router.get("/problems/{slug}")
+async def problem_type_page(request: Request, slug: str) -> Response:
+    kind = PROBLEM_TYPES_BY_SLUG.get(slug)
+    if kind is None:
+        return render(request, "error.html", {"message_key": "error.not_found"}, status_code=404)
+    return render(request, "problems.html", {"kinds": [kind], "only": kind})
 
 
 def install_page_errors(app: FastAPI) -> None:

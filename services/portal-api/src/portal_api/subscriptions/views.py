@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from portal_api.deps import CurrentEmployee, Db
-from portal_api.models import Employee, Product
+from portal_api.deps import CurrentEmployee, Uow
+from portal_api.errors import ErrorCode
+from portal_api.models import Employee
+from portal_api.problems import problem_responses
+from portal_api.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix="/api/v1", tags=["subscription"])
 
@@ -16,6 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["subscription"])
 class SimCardOut(BaseModel):
     id: uuid.UUID
     label: str
+    is_main: bool = Field(description="The subscription's main SIM, which Aktiver nytt SIM replaces")
     icc: str | None
     status: str
 
@@ -48,23 +52,26 @@ class MeOut(BaseModel):
     subscription: SubscriptionOut | None
 
 
-async def describe(db: Db, employee: Employee) -> MeOut:
+async def describe(uow: UnitOfWork, employee: Employee) -> MeOut:
+    """The employee and their subscription, with the catalog's names for the plan and services."""
     subscription = None
     if employee.subscription is not None:
         sub = employee.subscription
-        names = {
-            p.code: p.name
-            for p in [await db.get(Product, s.product_code) for s in sub.services]
-            if p is not None
-        }
-        plan = await db.get(Product, sub.plan_code)
+        catalog = await uow.products.catalog()
+
+        def name(code: str) -> str:
+            product = catalog.get(code)
+            return product.name if product else code
+
         subscription = SubscriptionOut(
             msisdn=sub.msisdn,
-            plan=PlanOut(code=sub.plan_code, name=plan.name if plan else sub.plan_code),
-            sim_cards=[SimCardOut(id=s.id, label=s.label, icc=s.icc, status=s.status) for s in sub.sim_cards],
+            plan=PlanOut(code=sub.plan_code, name=name(sub.plan_code)),
+            sim_cards=[
+                SimCardOut(id=s.id, label=s.label, is_main=s.is_main, icc=s.icc, status=s.status)
+                for s in sub.sim_cards
+            ],
             active_services=[
-                ActiveServiceOut(product_code=s.product_code, name=names.get(s.product_code, s.product_code))
-                for s in sub.services
+                ActiveServiceOut(product_code=s.product_code, name=name(s.product_code)) for s in sub.services
             ],
         )
     return MeOut(
@@ -79,6 +86,6 @@ async def describe(db: Db, employee: Employee) -> MeOut:
     )
 
 
-@router.get("/me")
-async def me(employee: CurrentEmployee, db: Db) -> MeOut:
-    return await describe(db, employee)
+@router.get("/me", responses=problem_responses(ErrorCode.NOT_SIGNED_IN))
+async def me(employee: CurrentEmployee, uow: Uow) -> MeOut:
+    return await describe(uow, employee)

@@ -1,0 +1,329 @@
+"""The SQLAlchemy repositories behind unit_of_work.SqlAlchemyUnitOfWork: the only module of the
+portal's domains that writes SQL (besides the migrations)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mport_shared.db import insert_if_absent
+from mport_shared.events import Billing, Envelope, EventPayload, OrderKind
+from mport_shared.messaging.inbox import claim_message
+from mport_shared.messaging.outbox import add_all_to_outbox
+from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, raiseload
+
+from portal_api.catalog.policy import PolicyDocument
+from portal_api.catalog.products import Catalog, Product
+from portal_api.models import (
+    HOLDS_MONTHLY_ADDON,
+    HOLDS_PLAN_CHANGE,
+    HOLDS_SIM_SERVICE,
+    ActiveService,
+    Company,
+    Employee,
+    Order,
+    Policy,
+    Subscription,
+    products,
+    tables,
+)
+from portal_api.orders.domain import ChangedOrder, Position, StatusChange
+
+_WROTE = "portal_api.wrote"
+
+
+def note_write(session: AsyncSession) -> None:
+    """A repository wrote with a statement of its own (the session's pending objects do not show
+    it), so that a unit of work left without a commit rolls it back."""
+    session.info[_WROTE] = True
+
+
+def wrote(session: AsyncSession) -> bool:
+    return bool(session.info.get(_WROTE))
+
+
+def forget_writes(session: AsyncSession) -> None:
+    session.info.pop(_WROTE, None)
+
+
+# ---- Employees ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SqlEmployees:
+    session: AsyncSession
+
+    async def for_ordering(self, employee_id: uuid.UUID) -> Employee | None:
+        # One query: the company and its policy are joined with every employee; SIM cards are
+        # not loaded (placing an order reads none).
+        return await self.session.scalar(
+            select(Employee)
+            .where(Employee.id == employee_id)
+            .options(
+                joinedload(Employee.subscription).options(
+                    joinedload(Subscription.services), raiseload(Subscription.sim_cards)
+                )
+            )
+        )
+
+    async def get(self, employee_id: uuid.UUID) -> Employee | None:
+        return await self.session.get(Employee, employee_id)
+
+    async def exists(self, employee_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(select(Employee.id).where(Employee.id == employee_id))
+        return found is not None
+
+    async def admins_of(self, company_id: uuid.UUID) -> Sequence[Employee]:
+        query = (
+            select(Employee)
+            .where(Employee.company_id == company_id, Employee.is_admin.is_(True))
+            .options(raiseload(Employee.subscription))
+            .order_by(Employee.name)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def listed(self, limit: int) -> Sequence[Employee]:
+        query = (
+            select(Employee)
+            .join(Company, Employee.company_id == Company.id)
+            .options(raiseload(Employee.subscription))
+            .order_by(Company.name, Employee.employee_number)
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
+
+# ---- The catalog and the policies -------------------------------------------------------------
+
+
+@dataclass
+class CatalogCache:
+    """The catalog is seeded from code (catalog.products) and never edited at run time, so one
+    copy per database serves every request; it is reloaded now and then, in case the database is
+    reseeded under a running process."""
+
+    max_age_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _catalog: Catalog | None = field(default=None, init=False)
+    _loaded_at: float = field(default=0.0, init=False)
+
+    async def get(self, session: AsyncSession) -> Catalog:
+        now = self.clock()
+        if self._catalog is None or now - self._loaded_at >= self.max_age_s:
+            self._catalog = await load_catalog(session)
+            self._loaded_at = now
+        return self._catalog
+
+
+async def load_catalog(session: AsyncSession) -> Catalog:
+    rows = await session.execute(select(products).order_by(products.c.sort_order, products.c.code))
+    return Catalog(
+        tuple(
+            Product(
+                code=r.code,
+                name=r.name,
+                kind=OrderKind(r.kind),
+                category=r.category,
+                carrier_product_code=r.carrier_code,
+                price_ore=r.price_ore,
+                billing=Billing(r.billing),
+                data_gb=r.data_gb,
+            )
+            for r in rows
+        )
+    )
+
+
+async def save_catalog(session: AsyncSession, catalog: Sequence[Product]) -> None:
+    """Insert the products, or update them where their code is stored already; the order given is
+    the order the pages show them in."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for position, product in enumerate(catalog):
+        row = {
+            "code": product.code,
+            "name": product.name,
+            "kind": product.kind.value,
+            "category": product.category,
+            "carrier_code": product.carrier_product_code,
+            "price_ore": product.price_ore,
+            "billing": product.billing.value,
+            "data_gb": product.data_gb,
+            "sort_order": position,
+        }
+        statement = insert(products).values(**row)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[products.c.code],
+                set_={k: statement.excluded[k] for k in row if k != "code"},
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SqlProducts:
+    session: AsyncSession
+    cache: CatalogCache
+
+    async def catalog(self) -> Catalog:
+        return await self.cache.get(self.session)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlPolicies:
+    session: AsyncSession
+
+    async def of(self, company_id: uuid.UUID) -> PolicyDocument:
+        # No query when the company's policy is already in the session: Company.policy is loaded
+        # with every employee.
+        row = await self.session.get(Policy, company_id)
+        return PolicyDocument.model_validate(row.document) if row else PolicyDocument()
+
+
+# ---- Orders and subscriptions ------------------------------------------------------------------
+
+_ORDERS: Table = Order.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlOrders:
+    session: AsyncSession
+
+    def add(self, order: Order) -> None:
+        self.session.add(order)
+
+    async def by_key(self, employee_id: uuid.UUID, idempotency_key: str) -> Order | None:
+        return await self.session.scalar(
+            select(Order).where(Order.employee_id == employee_id, Order.idempotency_key == idempotency_key)
+        )
+
+    async def holding_place(self, subscription_id: uuid.UUID, product: Product) -> Order | None:
+        # The same conditions as the open-order indexes (orders.domain.holds_the_place says it
+        # in Python).
+        if product.kind is OrderKind.PLAN:
+            where = HOLDS_PLAN_CHANGE
+        elif product.is_monthly_addon:
+            where = and_(HOLDS_MONTHLY_ADDON, Order.product_code == product.code)
+        elif product.kind in (OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION):
+            where = and_(HOLDS_SIM_SERVICE, Order.product_code == product.code)
+        else:
+            return None  # a one-off top-up holds no place
+        query = select(Order).where(Order.subscription_id == subscription_id, where)
+        return await self.session.scalar(query.order_by(Order.created_at).limit(1))
+
+    async def get(self, *, employee_id: uuid.UUID, order_id: uuid.UUID) -> Order | None:
+        return await self.session.scalar(
+            select(Order).where(Order.id == order_id, Order.employee_id == employee_id)
+        )
+
+    async def of_employee(
+        self, employee_id: uuid.UUID, *, after: Position | None = None, limit: int | None = None
+    ) -> Sequence[Order]:
+        # The employee_id index narrows the rows to this employee's, which are few enough (tens
+        # to hundreds) to sort without an index of their own.
+        query = select(Order).where(Order.employee_id == employee_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    Order.created_at < after.created_at,
+                    and_(Order.created_at == after.created_at, Order.id < after.order_id),
+                )
+            )
+        query = query.order_by(Order.created_at.desc(), Order.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def find(self, order_id: uuid.UUID) -> Order | None:
+        return await self.session.get(Order, order_id)
+
+    async def change_status(self, change: StatusChange) -> ChangedOrder | None:
+        # One conditional UPDATE: the condition is StatusChange.applies_to, so that of two
+        # events at once only the one the rule lets through changes the order.
+        conditions: list[Any] = [
+            _ORDERS.c.id == change.order_id,
+            _ORDERS.c.status.in_([s.value for s in change.allowed_from]),
+        ]
+        if change.carrier_news_at is not None:
+            conditions.append(
+                _ORDERS.c.carrier_state_at.is_(None) | (_ORDERS.c.carrier_state_at <= change.carrier_news_at)
+            )
+        note_write(self.session)
+        result = await self.session.execute(
+            update(_ORDERS)
+            .where(*conditions)
+            .values(status=change.to.value, **change.values)
+            .returning(
+                _ORDERS.c.id,
+                _ORDERS.c.status,
+                _ORDERS.c.kind,
+                _ORDERS.c.subscription_id,
+                _ORDERS.c.product_code,
+                _ORDERS.c.details,
+            )
+        )
+        row = result.first()
+        if row is None:
+            return None
+        return ChangedOrder(
+            id=row.id,
+            status=row.status,
+            kind=row.kind,
+            subscription_id=row.subscription_id,
+            product_code=row.product_code,
+            details=row.details,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SqlSubscriptions:
+    session: AsyncSession
+
+    async def get(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return await self.session.get(Subscription, subscription_id)
+
+    async def add_service(self, subscription_id: uuid.UUID, product_code: str, order_id: uuid.UUID) -> None:
+        # One statement, and no subscription loaded (with its services and SIM cards): the
+        # most common completion under load.
+        note_write(self.session)
+        await insert_if_absent(
+            self.session,
+            ActiveService,
+            {"subscription_id": subscription_id, "product_code": product_code, "order_id": order_id},
+            keys=["subscription_id", "product_code"],
+        )
+
+
+# ---- Messages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SqlMessages:
+    session: AsyncSession
+    consumer: str
+    _staged: list[Envelope[EventPayload]] = field(default_factory=list)
+
+    async def claim(self, message_id: str) -> bool:
+        note_write(self.session)
+        return await claim_message(self.session, tables.inbox, consumer=self.consumer, message_id=message_id)
+
+    @property
+    def staged(self) -> bool:
+        return bool(self._staged)
+
+    def publish(self, envelope: Envelope[EventPayload]) -> None:
+        self._staged.append(envelope)
+
+    async def write_staged(self) -> None:
+        """Into the outbox, in this transaction (after the rows the session has pending: the
+        INSERT flushes them first); the relay publishes them once it commits."""
+        staged, self._staged = self._staged, []
+        await add_all_to_outbox(self.session, tables.outbox, staged)
+
+    def drop_staged(self) -> None:
+        self._staged.clear()

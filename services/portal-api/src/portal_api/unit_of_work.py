@@ -1,0 +1,233 @@
+"""The unit of work: one transaction's reads and writes, through repositories narrow enough that a
+fake of each is a few lines. Use cases take a UnitOfWork; SqlAlchemyUnitOfWork is the real one,
+over the request's (or the message handler's) session; tests pass a fake."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, Self
+
+from mport_shared.events import Envelope, EventPayload
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portal_api.catalog.policy import PolicyDocument
+from portal_api.catalog.products import Catalog, Product
+from portal_api.models import OPEN_ORDER_INDEXES, Employee, Order, Subscription
+from portal_api.orders.domain import ChangedOrder, Position, StatusChange
+from portal_api.repositories import (
+    CatalogCache,
+    SqlEmployees,
+    SqlMessages,
+    SqlOrders,
+    SqlPolicies,
+    SqlProducts,
+    SqlSubscriptions,
+    forget_writes,
+    wrote,
+)
+
+
+class OrderConflict(Exception):
+    """The commit broke a rule the database enforces: another request committed first."""
+
+
+class IdempotencyKeyTaken(OrderConflict):
+    """This employee's Idempotency-Key already made an order."""
+
+
+class PlaceTaken(OrderConflict):
+    """Another open (or active) order holds the place the new one would take (an open-order index)."""
+
+
+class Employees(Protocol):
+    async def for_ordering(self, employee_id: uuid.UUID) -> Employee | None:
+        """With what placing an order reads: company, policy, subscription, its active services."""
+        ...
+
+    async def get(self, employee_id: uuid.UUID) -> Employee | None:
+        """With the company, the subscription, its active services and SIM cards."""
+        ...
+
+    async def exists(self, employee_id: uuid.UUID) -> bool: ...
+
+    async def admins_of(self, company_id: uuid.UUID) -> Sequence[Employee]: ...
+
+    async def listed(self, limit: int) -> Sequence[Employee]:
+        """Everyone, by company name and employee number (the development sign-in lists them)."""
+        ...
+
+
+class Products(Protocol):
+    async def catalog(self) -> Catalog: ...
+
+
+class Policies(Protocol):
+    async def of(self, company_id: uuid.UUID) -> PolicyDocument: ...
+
+
+class Orders(Protocol):
+    def add(self, order: Order) -> None: ...
+
+    async def by_key(self, employee_id: uuid.UUID, idempotency_key: str) -> Order | None: ...
+
+    async def holding_place(self, subscription_id: uuid.UUID, product: Product) -> Order | None:
+        """The earliest order that holds the place a new order of `product` would take
+        (orders.domain.holds_the_place), if any."""
+        ...
+
+    async def get(self, *, employee_id: uuid.UUID, order_id: uuid.UUID) -> Order | None:
+        """One of the employee's orders; another employee's is indistinguishable from none."""
+        ...
+
+    async def of_employee(
+        self, employee_id: uuid.UUID, *, after: Position | None = None, limit: int | None = None
+    ) -> Sequence[Order]:
+        """Newest first by (created_at, id): those after `after` in that order, at most `limit`."""
+        ...
+
+    async def find(self, order_id: uuid.UUID) -> Order | None:
+        """Anyone's order (for status events, which name the order only)."""
+        ...
+
+    async def change_status(self, change: StatusChange) -> ChangedOrder | None:
+        """Apply the change if it applies to the order as stored now; the changed order, or None."""
+        ...
+
+
+class Subscriptions(Protocol):
+    async def get(self, subscription_id: uuid.UUID) -> Subscription | None: ...
+
+    async def add_service(self, subscription_id: uuid.UUID, product_code: str, order_id: uuid.UUID) -> None:
+        """Record the add-on as active, unless it is already."""
+        ...
+
+
+class Messages(Protocol):
+    """The inbox and the outbox: what this service handled, and what it publishes on commit."""
+
+    async def claim(self, message_id: str) -> bool:
+        """Record the message as handled; False if it was before (it must have no effect)."""
+        ...
+
+    def publish(self, envelope: Envelope[EventPayload]) -> None:
+        """Publish the event if, and only if, this unit of work commits."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    # Read-only, so that an implementation may hold its own repository classes.
+    @property
+    def employees(self) -> Employees: ...
+    @property
+    def products(self) -> Products: ...
+    @property
+    def policies(self) -> Policies: ...
+    @property
+    def orders(self) -> Orders: ...
+    @property
+    def subscriptions(self) -> Subscriptions: ...
+    @property
+    def messages(self) -> Messages: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed."""
+        ...
+
+    async def commit(self) -> None:
+        """Make the writes and the events to publish durable together; raises an OrderConflict
+        (having rolled back) if another request got there first."""
+        ...
+
+    async def rollback(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SqlUnitsOfWork:
+    """Makes the units of work of one portal: on a session the caller has (a request's), or on a
+    session of their own (a message handler's)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: CatalogCache = field(default_factory=CatalogCache)
+    consumer: str = "portal-api"
+
+    def on(self, session: AsyncSession) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(session, catalog=self.catalog, consumer=self.consumer)
+
+    @asynccontextmanager
+    async def new(self) -> AsyncIterator[SqlAlchemyUnitOfWork]:
+        async with self.sessions() as session:
+            yield self.on(session)
+
+
+class SqlAlchemyUnitOfWork:
+    """A unit of work on one SQLAlchemy session (its caller closes it). Reads outside `async with`
+    are fine: they change nothing, and the session's transaction ends with the session."""
+
+    def __init__(self, session: AsyncSession, *, catalog: CatalogCache, consumer: str) -> None:
+        self.session = session
+        self.employees = SqlEmployees(session)
+        self.products = SqlProducts(session, catalog)
+        self.policies = SqlPolicies(session)
+        self.orders = SqlOrders(session)
+        self.subscriptions = SqlSubscriptions(session)
+        self.messages = SqlMessages(session, consumer=consumer)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Only what was written is undone: a rollback also expires every object the session
+        # loaded, and what a use case read (an earlier order, say) is what it answers with.
+        if exc_type is not None or self._uncommitted_writes():
+            await self.rollback()
+
+    def _uncommitted_writes(self) -> bool:
+        session = self.session
+        return bool(session.new or session.dirty or session.deleted or wrote(session) or self.messages.staged)
+
+    async def commit(self) -> None:
+        try:
+            await self.messages.write_staged()
+            await self.session.commit()
+        except IntegrityError as error:
+            await self.rollback()
+            conflict = conflict_of(error)
+            if conflict is None:
+                raise
+            raise conflict from error
+        finally:
+            forget_writes(self.session)
+
+    async def rollback(self) -> None:
+        self.messages.drop_staged()
+        forget_writes(self.session)
+        await self.session.rollback()
+
+
+def conflict_of(error: IntegrityError) -> OrderConflict | None:
+    """The rule an INSERT of an order broke, if it is one of ours. PostgreSQL names the index or
+    constraint in its message; SQLite names the columns, and only the open-order indexes start
+    with orders.subscription_id."""
+    message = str(error.orig)
+    if "orders.subscription_id" in message or any(str(i.name) in message for i in OPEN_ORDER_INDEXES):
+        return PlaceTaken()
+    if "uq_orders_employee_id" in message or "orders.employee_id, orders.idempotency_key" in message:
+        return IdempotencyKeyTaken()
+    return None
