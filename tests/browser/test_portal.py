@@ -340,15 +340,22 @@ async def test_sim_activation_refuses_a_bad_icc_with_a_message(page: Page, stack
     await shot(page, "desktop-sim-feil-icc")
     assert await orders_of(page, stack, "aktiver-nytt-sim") == []
 
-    # What the server says (422) is shown too, should the two ever disagree.
+    # What the server says (422) is shown too, should the two ever disagree. The page goes by the
+    # problem's type, never its title: a title alone is a refusal like any other.
+    problem: dict[str, Any] = {"title": "Invalid ICC number", "status": 422, "detail": "wrong check digit"}
+
     async def refuse(route: Route) -> None:
-        problem = {"title": "Invalid ICC number", "status": 422, "detail": "wrong check digit"}
         await route.fulfill(status=422, content_type="application/problem+json", body=json.dumps(problem))
 
     await page.route("**/api/v1/orders", refuse)
     await icc.fill(good)
     await ok.click()
+    await expect(dialog).to_contain_text("Noe gikk galt: wrong check digit")
+    await expect(icc).to_have_attribute("aria-invalid", "false")
+    problem.update(type="https://mport.no/problems/invalid-icc", title="Whatever it says")
+    await ok.click()
     await expect(dialog).to_contain_text("ICC-nummeret ble avvist")
+    await expect(icc).to_have_attribute("aria-invalid", "true")
     await expect(ok).to_be_enabled()
     await page.unroute("**/api/v1/orders", refuse)
 

@@ -396,13 +396,29 @@
     return {};
   }
 
+  // Refusals are told apart by their problem `type` (https://mport.no/problems/<slug>, listed at
+  // /problems), never by `title` or `detail`, which are words for people and may change.
+  const PROBLEM_BASE = "https://mport.no/problems/";
+  const PROBLEM_MESSAGES = new Map([
+    ["invalid-icc", "problem.invalid_icc"],
+    ["already-ordered", "problem.already"],
+    ["already-active", "problem.already"],
+    ["not-allowed-by-policy", "problem.policy"],
+    ["self-service-not-activated", "problem.self_service"],
+    ["not-signed-in", "problem.session"],
+    ["csrf-failed", "problem.session"],
+  ]);
+
+  function problemKind(problem) {
+    const type = typeof problem.type === "string" ? problem.type : "";
+    return type.startsWith(PROBLEM_BASE) ? type.slice(PROBLEM_BASE.length) : null;
+  }
+
   function problemMessage(status, problem) {
-    const title = problem.title || "";
-    if (title === "Invalid ICC number") return t("problem.invalid_icc");
-    if (["Already ordered", "Already active", "Plan already active"].includes(title)) return t("problem.already");
-    if (title === "Not allowed by policy") return t("problem.policy");
-    if (title === "Self-service not activated") return t("problem.self_service");
-    if (status === 401 || title === "CSRF check failed") return t("problem.session");
+    const key = PROBLEM_MESSAGES.get(problemKind(problem));
+    if (key) return t(key);
+    if (status === 401) return t("problem.session"); // e.g. a proxy's, without our type
+    // Any 429 (too many orders, a proxy's): how long to wait is what the employee needs to know.
     if (status === 429) return t("problem.rate_limited", { seconds: problem.retry_after_s || 60 });
     return t("problem.generic", { detail: problem.detail || status });
   }
@@ -493,7 +509,7 @@
     const error = dialogPart("dialog-error");
     error.textContent = message;
     error.hidden = false;
-    if (problem.title === "Invalid ICC number") showFieldError("icc", message);
+    if (problemKind(problem) === "invalid-icc") showFieldError("icc", message);
   }
 
   if (box && dialog) {
