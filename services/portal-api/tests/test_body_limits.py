@@ -42,6 +42,7 @@ def assert_too_large(response: httpx.Response, limit_text: str) -> None:
     assert response.headers["connection"] == "close"
     problem = response.json()
     assert problem["status"] == 413
+    assert problem["type"] == "https://mport.no/problems/body-too-large"
     assert problem["title"] == "Request body too large"
     assert limit_text in problem["detail"]
 

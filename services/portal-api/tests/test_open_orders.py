@@ -62,7 +62,7 @@ def assert_one_accepted(responses: list[httpx.Response]) -> httpx.Response:
     assert by_status == {202: 1, 409: CONCURRENT - 1}, [(r.status_code, r.text) for r in responses]
     for refused in (r for r in responses if r.status_code == 409):
         assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["title"] == "Already ordered"
+        assert refused.json()["type"] == "https://mport.no/problems/already-ordered"
         assert "on its way" in refused.json()["detail"]
     return next(r for r in responses if r.status_code == 202)
 
@@ -121,9 +121,11 @@ async def test_a_completed_monthly_add_on_holds_its_place_and_a_failed_one_does_
         plan = await post(client, csrf, "bedrift-total-d")
         other_plan = await post(client, csrf, "bedrift-total-e")
     assert again.status_code == 409
+    assert again.json()["type"] == "https://mport.no/problems/already-active"
     assert again.json()["detail"] == "Tvilling is already active."
     assert plan.status_code == 202
     assert other_plan.status_code == 409
+    assert other_plan.json()["type"] == "https://mport.no/problems/already-ordered"
     assert other_plan.json()["detail"] == (
         "A change to Bedrift Total D (25 GB) is already on its way; wait until it is done."
     )

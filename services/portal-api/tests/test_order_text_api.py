@@ -105,6 +105,7 @@ async def test_refused_characters_in_order_details_are_a_422_naming_the_detail(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
+    assert problem["type"] == "https://mport.no/problems/invalid-request"
     assert problem["title"] == "Invalid request"
     assert named in problem["detail"], problem["detail"]
     assert "not allowed" in problem["detail"]
@@ -174,7 +175,7 @@ async def test_an_idempotency_key_with_a_control_character_is_refused(portal: Po
         csrf = await sign_in(client, KARI)
         response = await post_raw(client, csrf, b'{"product_code": "nettvern"}', key="key\x1b[0m")
     assert response.status_code == 400, response.text
-    assert response.json()["title"] == "Invalid Idempotency-Key"
+    assert response.json()["type"] == "https://mport.no/problems/invalid-idempotency-key"
     assert "U+001B" in response.json()["detail"]
     assert await count_orders(portal) == 0
 

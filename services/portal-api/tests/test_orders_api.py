@@ -112,31 +112,36 @@ async def test_the_same_idempotency_key_returns_the_same_order_even_when_concurr
     assert {r.status_code for r in burst} == {202}
     assert len({r.json()["id"] for r in burst}) == 1
     assert other.status_code == 422  # the key was used for a different order
+    assert other.json()["type"] == PROBLEMS + "idempotency-key-reused"
     assert await stored(portal) == (2, 2)
 
 
+PROBLEMS = "https://mport.no/problems/"
+
+
 @pytest.mark.parametrize(
-    ("who", "product", "details", "status", "detail_part"),
+    ("who", "product", "details", "status", "kind", "detail_part"),
     [
-        (KARI, "no-such-thing", {}, 422, "Unknown product"),
-        (KARI, "bedrift-total-c", {}, 409, "already your plan"),
-        (KARI, "hoved-sim", {}, 409, "already active"),
-        (KARI, "datakort", {}, 403, "policy"),
-        (HAKON, "ekstra-data-15gb", {}, 403, "Self-service is not activated"),
-        (KARI, "aktiver-nytt-sim", {"icc": "8947080012345678901"}, 422, "check digit"),
-        (KARI, "aktiver-nytt-sim", {"icc": "12345"}, 422, "19 or 20 digits"),
-        (KARI, "bestill-sim", {"delivery_name": "Kari"}, 422, "delivery_address"),
-        (KARI, "ekstra-data-15gb", {"icc": "1"}, 422, "Unexpected order details"),
+        (KARI, "no-such-thing", {}, 422, "unknown-product", "Unknown product"),
+        (KARI, "bedrift-total-c", {}, 409, "already-active", "already your plan"),
+        (KARI, "hoved-sim", {}, 409, "already-active", "already active"),
+        (KARI, "datakort", {}, 403, "not-allowed-by-policy", "policy"),
+        (HAKON, "ekstra-data-15gb", {}, 403, "self-service-not-activated", "Self-service is not activated"),
+        (KARI, "aktiver-nytt-sim", {"icc": "8947080012345678901"}, 422, "invalid-icc", "check digit"),
+        (KARI, "aktiver-nytt-sim", {"icc": "12345"}, 422, "invalid-icc", "19 or 20 digits"),
+        (KARI, "bestill-sim", {"delivery_name": "Kari"}, 422, "invalid-order-details", "delivery_address"),
+        (KARI, "ekstra-data-15gb", {"icc": "1"}, 422, "invalid-order-details", "Unexpected order details"),
     ],
 )
 async def test_refused_orders_get_a_clear_problem_and_store_nothing(
-    portal: Portal, who: str, product: str, details: dict[str, str], status: int, detail_part: str
+    portal: Portal, who: str, product: str, details: dict[str, str], status: int, kind: str, detail_part: str
 ) -> None:
     async with portal.client() as client:
         csrf = await sign_in(client, who)
         response = await order(client, csrf, product, **details)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == PROBLEMS + kind
     assert detail_part in response.json()["detail"]
     assert await stored(portal) == (0, 0)
 
@@ -163,10 +168,14 @@ async def test_requests_without_key_csrf_or_session_are_refused(portal: Portal) 
             "/api/v1/orders", json={"product": 1}, headers={"X-CSRF-Token": csrf, "Idempotency-Key": "k2"}
         )
     assert anonymous.status_code == 401
+    assert anonymous.json()["type"] == PROBLEMS + "not-signed-in"
     assert no_key.status_code == 400
+    assert no_key.json()["type"] == PROBLEMS + "idempotency-key-required"
     assert "Idempotency-Key" in no_key.json()["detail"]
     assert no_csrf.status_code == 403
+    assert no_csrf.json()["type"] == PROBLEMS + "csrf-failed"
     assert bad_body.status_code == 422
+    assert bad_body.json()["type"] == PROBLEMS + "invalid-request"
     assert "product_code" in bad_body.json()["detail"]
     assert await stored(portal) == (0, 0)
 
@@ -176,7 +185,9 @@ async def test_another_employees_order_is_not_found(portal: Portal) -> None:
         csrf = await sign_in(kari, KARI)
         order_id = (await order(kari, csrf, "nettvern")).json()["id"]
         await sign_in(ingrid, "admin@demo.no")
-        assert (await ingrid.get(f"/api/v1/orders/{order_id}")).status_code == 404
+        not_hers = await ingrid.get(f"/api/v1/orders/{order_id}")
+        assert not_hers.status_code == 404
+        assert not_hers.json()["type"] == PROBLEMS + "order-not-found"
         assert (await ingrid.get("/api/v1/orders")).json() == []
         assert (await kari.get(f"/api/v1/orders/{order_id}")).status_code == 200
 

@@ -6,7 +6,7 @@ from mport_shared.logging import get_logger
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal_api.problems import Problem, problem_response
+from portal_api.problems import BODY_TOO_LARGE, Problem, problem_response
 
 log = get_logger(__name__)
 
@@ -78,10 +78,9 @@ class BodyLimitMiddleware:
         what = "a form" if is_form else "this kind of request"
         log.warning("request body too large", path=scope.get("path"), limit_bytes=limit)
         response = problem_response(
-            Problem(
-                413,
+            Problem.of(
+                BODY_TOO_LARGE,
                 f"The request body is too large: {what} may have at most {_size(limit)}.",
-                title="Request body too large",
                 max_body_bytes=limit,
             ),
             Request(scope),
