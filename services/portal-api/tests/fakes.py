@@ -1,0 +1,211 @@
+"""A unit of work in memory, for unit tests of the use cases: no database, no broker, no I/O.
+
+It keeps what the database would: committed rows, and the rules PostgreSQL enforces at commit
+(one order per employee and Idempotency-Key; what holds a place, orders.domain.holds_the_place).
+`before_commit` lets a test play another request that commits first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from mport_shared.events import Envelope, EventPayload
+from portal_api.catalog.policy import PolicyDocument
+from portal_api.catalog.products import Catalog, Product
+from portal_api.models import ActiveService, Employee, Order, Subscription
+from portal_api.orders.domain import ChangedOrder, StatusChange, holds_the_place, takes_a_place
+from portal_api.unit_of_work import IdempotencyKeyTaken, PlaceTaken, UnitOfWork
+
+
+@dataclass
+class FakeEmployees:
+    people: dict[uuid.UUID, Employee] = field(default_factory=dict)
+
+    async def for_ordering(self, employee_id: uuid.UUID) -> Employee | None:
+        return self.people.get(employee_id)
+
+    async def get(self, employee_id: uuid.UUID) -> Employee | None:
+        return self.people.get(employee_id)
+
+    async def exists(self, employee_id: uuid.UUID) -> bool:
+        return employee_id in self.people
+
+    async def admins_of(self, company_id: uuid.UUID) -> Sequence[Employee]:
+        return sorted(
+            (e for e in self.people.values() if e.company_id == company_id and e.is_admin),
+            key=lambda e: e.name,
+        )
+
+    async def listed(self, limit: int) -> Sequence[Employee]:
+        return sorted(self.people.values(), key=lambda e: e.employee_number)[:limit]
+
+
+@dataclass
+class FakeProducts:
+    known: Catalog
+
+    async def catalog(self) -> Catalog:
+        return self.known
+
+
+@dataclass
+class FakePolicies:
+    by_company: dict[uuid.UUID, PolicyDocument] = field(default_factory=dict)
+
+    async def of(self, company_id: uuid.UUID) -> PolicyDocument:
+        return self.by_company.get(company_id, PolicyDocument())
+
+
+@dataclass
+class FakeOrders:
+    catalog: Catalog
+    stored: list[Order] = field(default_factory=list)
+    pending: list[Order] = field(default_factory=list)
+
+    def add(self, order: Order) -> None:
+        self.pending.append(order)
+
+    async def by_key(self, employee_id: uuid.UUID, idempotency_key: str) -> Order | None:
+        return next(
+            (o for o in self.stored if o.employee_id == employee_id and o.idempotency_key == idempotency_key),
+            None,
+        )
+
+    async def holding_place(self, subscription_id: uuid.UUID, product: Product) -> Order | None:
+        holders = [
+            o for o in self.stored if o.subscription_id == subscription_id and holds_the_place(o, product)
+        ]
+        return min(holders, key=lambda o: o.created_at, default=None)
+
+    async def get(self, *, employee_id: uuid.UUID, order_id: uuid.UUID) -> Order | None:
+        return next((o for o in self.stored if o.id == order_id and o.employee_id == employee_id), None)
+
+    async def of_employee(self, employee_id: uuid.UUID) -> Sequence[Order]:
+        mine = [o for o in self.stored if o.employee_id == employee_id]
+        return sorted(mine, key=lambda o: o.created_at, reverse=True)
+
+    async def find(self, order_id: uuid.UUID) -> Order | None:
+        return next((o for o in self.stored if o.id == order_id), None)
+
+    async def change_status(self, change: StatusChange) -> ChangedOrder | None:
+        order = await self.find(change.order_id)
+        if order is None or not change.applies_to(order.status, order.carrier_state_at):
+            return None
+        order.status = change.to.value
+        for name, value in change.values.items():
+            setattr(order, name, value)
+        return ChangedOrder(
+            id=order.id,
+            status=order.status,
+            kind=order.kind,
+            subscription_id=order.subscription_id,
+            product_code=order.product_code,
+            details=order.details,
+        )
+
+    def conflict(self, order: Order) -> IdempotencyKeyTaken | PlaceTaken | None:
+        """What the database's constraints would say to storing `order` now."""
+        if any(
+            o.employee_id == order.employee_id and o.idempotency_key == order.idempotency_key
+            for o in self.stored
+        ):
+            return IdempotencyKeyTaken()
+        product = self.catalog.get(order.product_code)
+        assert product is not None
+        held = (o for o in self.stored if o.subscription_id == order.subscription_id)
+        if takes_a_place(product) and any(holds_the_place(o, product) for o in held):
+            return PlaceTaken()
+        return None
+
+
+@dataclass
+class FakeSubscriptions:
+    by_id: dict[uuid.UUID, Subscription] = field(default_factory=dict)
+
+    async def get(self, subscription_id: uuid.UUID) -> Subscription | None:
+        return self.by_id.get(subscription_id)
+
+    async def add_service(self, subscription_id: uuid.UUID, product_code: str, order_id: uuid.UUID) -> None:
+        services = self.by_id[subscription_id].services
+        if not any(s.product_code == product_code for s in services):
+            services.append(ActiveService(product_code=product_code, order_id=order_id))
+
+
+@dataclass
+class FakeMessages:
+    handled: set[str] = field(default_factory=set)
+    published: list[Envelope[EventPayload]] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)
+    staged: list[Envelope[EventPayload]] = field(default_factory=list)
+
+    async def claim(self, message_id: str) -> bool:
+        if message_id in self.handled or message_id in self.claimed:
+            return False
+        self.claimed.add(message_id)
+        return True
+
+    def publish(self, envelope: Envelope[EventPayload]) -> None:
+        self.staged.append(envelope)
+
+
+@dataclass
+class FakeUnitOfWork:
+    catalog: Catalog
+    employees: FakeEmployees = field(default_factory=FakeEmployees)
+    policies: FakePolicies = field(default_factory=FakePolicies)
+    subscriptions: FakeSubscriptions = field(default_factory=FakeSubscriptions)
+    messages: FakeMessages = field(default_factory=FakeMessages)
+    before_commit: Callable[[FakeUnitOfWork], None] | None = None
+    commits: int = 0
+    products: FakeProducts = field(init=False)
+    orders: FakeOrders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.products = FakeProducts(self.catalog)
+        self.orders = FakeOrders(self.catalog)
+
+    def add_employee(self, employee: Employee, policy: PolicyDocument | None = None) -> None:
+        self.employees.people[employee.id] = employee
+        if employee.subscription is not None:
+            self.subscriptions.by_id[employee.subscription.id] = employee.subscription
+        if policy is not None:
+            self.policies.by_company[employee.company_id] = policy
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.rollback()  # whatever was left uncommitted
+
+    async def commit(self) -> None:
+        if self.before_commit is not None:
+            hook, self.before_commit = self.before_commit, None
+            hook(self)
+        for order in self.orders.pending:
+            if conflict := self.orders.conflict(order):
+                await self.rollback()
+                raise conflict
+        self.orders.stored.extend(self.orders.pending)
+        self.messages.published.extend(self.messages.staged)
+        self.messages.handled |= self.messages.claimed
+        self.orders.pending.clear()
+        self.messages.staged.clear()
+        self.messages.claimed.clear()
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        self.orders.pending.clear()
+        self.messages.staged.clear()
+        self.messages.claimed.clear()
+
+
+def _checked(uow: FakeUnitOfWork) -> UnitOfWork:
+    return uow  # mypy: the fake is a UnitOfWork
