@@ -183,7 +183,7 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
         by_status.setdefault(kind.status, []).append(kind)
     return {
         status: {
-            "description": "; ".join(f"{k.title} (`{k.uri}`): {k.about}" for k in kinds),
+            "description": "\n".join(f"- {k.title} (`{k.uri}`): {k.about}" for k in kinds),
             "content": {
                 PROBLEM_JSON: {
                     "schema": {"$ref": "#/components/schemas/ProblemDetails"},
@@ -242,15 +242,24 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def _document_problem_details(app: FastAPI) -> None:
-    """Put the ProblemDetails schema that `problem_responses` refers to into the OpenAPI document."""
+    """Put the ProblemDetails schema that `problem_responses` refers to into the OpenAPI document,
+    and put the problem that this module answers an invalid request with in place of FastAPI's
+    default 422 (HTTPValidationError, which the portal never sends)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {})["ProblemDetails"] = (
-                PROBLEM_DETAILS_SCHEMA
-            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["ProblemDetails"] = PROBLEM_DETAILS_SCHEMA
+            invalid = problem_responses(INVALID_REQUEST)[422]
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    response = operation.get("responses", {}).get("422", {})
+                    if "HTTPValidationError" in str(response.get("content", "")):
+                        operation["responses"]["422"] = invalid
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 
