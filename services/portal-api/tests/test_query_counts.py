@@ -1,0 +1,111 @@
+"""What the hot calls cost in SQL statements and transactions, counted on real PostgreSQL.
+Placing an order is what `make bench` measures against a bare insert: no refactor may add a
+statement to it. (Before the service layer: the same three statements for a top-up, four for an
+order that holds a place; reading orders took one more, the employee's.)"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from .conftest import Portal, sign_in
+
+pytestmark = pytest.mark.integration
+
+KARI = "kari.nordmann@demo.no"
+# Set only in the test's task, which the in-process client runs the app in: the outbox relay and
+# the consumers run in tasks of their own, started before, so their statements are not counted.
+_counting: ContextVar[bool] = ContextVar("counting", default=False)
+
+
+@dataclass
+class Sql:
+    statements: list[str] = field(default_factory=list)
+    commits: int = 0
+
+    @property
+    def shape(self) -> list[str]:
+        """Each statement as its verb and first table: "SELECT employees", "INSERT orders"."""
+        shapes = []
+        for sql in self.statements:
+            verb = sql.split()[0].upper()
+            table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", sql, re.IGNORECASE)
+            shapes.append(f"{verb} {table.group(1) if table else '?'}")
+        return shapes
+
+
+@contextmanager
+def counted(portal: Portal) -> Iterator[Sql]:
+    seen = Sql()
+    engine = portal.app.state.runtime.engine.sync_engine
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if _counting.get():
+            seen.statements.append(sql)
+
+    def commit(_conn: Any) -> None:
+        if _counting.get():
+            seen.commits += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    token = _counting.set(True)
+    try:
+        yield seen
+    finally:
+        _counting.reset(token)
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+
+async def order(client: httpx.AsyncClient, csrf: str, product_code: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/orders",
+        json={"product_code": product_code},
+        headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+@pytest.mark.parametrize(
+    ("product", "shape"),
+    [
+        # A top-up, as make bench orders: the employee (with company, policy, subscription and
+        # its services, in one query), the order, its OrderPlaced event; one commit.
+        ("ekstra-data-1gb", ["SELECT employees", "INSERT orders", "INSERT outbox"]),
+        # What holds a place also asks for the order that holds it.
+        ("tvilling", ["SELECT employees", "SELECT orders", "INSERT orders", "INSERT outbox"]),
+        ("bedrift-total-e", ["SELECT employees", "SELECT orders", "INSERT orders", "INSERT outbox"]),
+    ],
+)
+async def test_placing_an_order_costs_its_statements_and_one_commit(
+    portal: Portal, product: str, shape: list[str]
+) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        await order(client, csrf, "ekstra-data-5gb")  # the catalog is loaded once, then cached
+        with counted(portal) as sql:
+            response = await order(client, csrf, product)
+    assert response.status_code == 202, response.text
+    assert sql.shape == shape
+    assert sql.commits == 1
+
+
+async def test_reading_orders_costs_one_statement(portal: Portal) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, KARI)
+        placed = (await order(client, csrf, "nettvern")).json()
+        with counted(portal) as one:
+            assert (await client.get(f"/api/v1/orders/{placed['id']}")).status_code == 200
+        with counted(portal) as listed:
+            assert (await client.get("/api/v1/orders")).status_code == 200
+    assert one.shape == listed.shape == ["SELECT orders"]
+    assert one.commits == listed.commits == 0
