@@ -136,6 +136,7 @@ EXEMPT: dict[Route, str] = {
     ("POST", "/auth/dev-login"): "signs in by e-mail address (local mode only); names no company's thing",
     ("POST", "/auth/logout"): "ends the caller's own session",
     ("MOUNT", "/static"): "the portal's own script and style sheet",
+    ("GET", "/problems/{slug}"): "the documentation of a problem type, the same for everyone",
 }
 
 # GET routes without parameters that the walk leaves to a test of their own.

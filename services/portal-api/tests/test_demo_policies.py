@@ -3,17 +3,16 @@ Demo Bedrift AS's in what an employee notices."""
 
 from __future__ import annotations
 
-from portal_api.catalog.policy import DEMO_POLICY, FJORD_POLICY, PolicyDocument
-from portal_api.catalog.products import CATALOG
-from portal_api.catalog.service import price_for
+from portal_api.catalog.policy import DEMO_POLICY, FJORD_POLICY, PolicyDocument, decide
+from portal_api.catalog.products import CATALOG, Catalog
 
-PRODUCTS = {spec.code: spec for spec in CATALOG}
+PRODUCTS = Catalog(CATALOG).by_code
 
 
 def employee_pays(policy: PolicyDocument, code: str) -> int | None:
     """Øre the employee pays (a month, for monthly products), or None when not allowed."""
-    allowed, charge, _ = price_for(PRODUCTS[code], policy, PRODUCTS)
-    return charge.amount_ore if allowed else None
+    decision = decide(policy, PRODUCTS[code], catalog=Catalog(CATALOG))
+    return decision.charge.amount_ore if decision.allowed else None
 
 
 def test_demo_bedrift_follows_the_seed() -> None:
