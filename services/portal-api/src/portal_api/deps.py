@@ -1,19 +1,18 @@
-"""Request dependencies shared by the views: database session, signed-in employee, CSRF check."""
+"""Request dependencies shared by the views: the unit of work, who is signed in, the CSRF check."""
 
 from __future__ import annotations
 
 import hmac
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from mport_shared.service import ServiceRuntime
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
-from portal_api.errors import ErrorCode
-from portal_api.models import Employee
+from portal_api.errors import NotSignedIn
 from portal_api.problems import CSRF_FAILED, Problem
 from portal_api.settings import PortalSettings
 from portal_api.unit_of_work import SqlAlchemyUnitOfWork, SqlUnitsOfWork, UnitOfWork
@@ -75,54 +74,27 @@ async def require_csrf(request: Request) -> None:
         )
 
 
-def _signed_in_id(request: Request) -> uuid.UUID:
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """Who made the request."""
+
+    employee_id: uuid.UUID
+
+
+async def signed_in(request: Request) -> SignedIn:
+    """Who is signed in: the one answer for the API, the pages and the event stream.
+
+    From the session alone, so no database connection is taken (an event stream lives for hours)
+    and nothing is loaded that the route does not need: each use case or query loads what it
+    reads of the employee through the unit of work, and refuses with NotSignedIn if the session
+    names nobody on file. The API answers NotSignedIn with 401, a page with the sign-in page."""
     raw = request.session.get(SESSION_EMPLOYEE)
     if raw:
         try:
-            return uuid.UUID(str(raw))
+            return SignedIn(uuid.UUID(str(raw)))
         except ValueError:
             pass
-    raise _not_signed_in()
+    raise NotSignedIn()
 
 
-def _not_signed_in() -> Problem:
-    return Problem.of(ErrorCode.NOT_SIGNED_IN, "Sign in first (Bruk jobbkonto).")
-
-
-async def signed_in_id(request: Request) -> uuid.UUID:
-    """Who is signed in, from the session alone: for use cases that load the employee themselves."""
-    return _signed_in_id(request)
-
-
-SignedInId = Annotated[uuid.UUID, Depends(signed_in_id)]
-
-
-async def current_employee(request: Request, db: Db) -> Employee:
-    """The signed-in employee with the company, the subscription, its services and SIM cards."""
-    employee = await db.get(Employee, _signed_in_id(request))
-    if employee is None:
-        raise _not_signed_in()
-    return employee
-
-
-CurrentEmployee = Annotated[Employee, Depends(current_employee)]
-
-
-async def signed_in_employee(request: Request, db: Db) -> Employee:
-    """The signed-in employee and the company, in one query, for views that need no more."""
-    employee = await db.get(Employee, _signed_in_id(request), options=[raiseload(Employee.subscription)])
-    if employee is None:
-        raise _not_signed_in()
-    return employee
-
-
-SignedInEmployee = Annotated[Employee, Depends(signed_in_employee)]
-
-
-async def current_admin(employee: CurrentEmployee) -> Employee:
-    if not employee.is_admin:
-        raise Problem(403, "Only the company's mPort administrator may do this.", title="Forbidden")
-    return employee
-
-
-CurrentAdmin = Annotated[Employee, Depends(current_admin)]
+SignedInEmployee = Annotated[SignedIn, Depends(signed_in)]

@@ -29,3 +29,11 @@ class DomainError(Exception):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+class NotSignedIn(DomainError):
+    """No employee is signed in (or the one the session names is not on file): the API answers
+    401, a page sends the visitor to the sign-in page."""
+
+    def __init__(self, detail: str = "Sign in first (Bruk jobbkonto).") -> None:
+        super().__init__(ErrorCode.NOT_SIGNED_IN, detail)

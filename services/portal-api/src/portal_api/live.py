@@ -30,10 +30,10 @@ from mport_shared.messaging.topology import declare_exchange
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from portal_api.errors import ErrorCode
+from portal_api.deps import SignedIn, SignedInEmployee
+from portal_api.errors import ErrorCode, NotSignedIn
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
-from portal_api.pages.rendering import session_employee_id
-from portal_api.problems import Problem, problem_responses
+from portal_api.problems import problem_responses
 from portal_api.ratelimit import TooManyRequests
 from portal_api.unit_of_work import SqlUnitsOfWork
 
@@ -253,16 +253,14 @@ def _utc_iso(moment: datetime) -> str:
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
-async def _stream_owner(request: Request) -> uuid.UUID:
-    """The signed-in employee, checked in a short session of its own: a stream lives for hours
-    and must not hold a database connection all that time."""
-    employee_id = session_employee_id(request)
-    if employee_id is not None:
-        units: SqlUnitsOfWork = request.app.state.units
-        async with units.new() as uow:
-            if await uow.employees.exists(employee_id):
-                return employee_id
-    raise Problem.of(ErrorCode.NOT_SIGNED_IN, "Sign in first (Bruk jobbkonto).")
+async def _stream_owner(request: Request, who: SignedIn) -> uuid.UUID:
+    """The signed-in employee, looked up in a unit of work of its own: a stream lives for hours
+    and must not hold the request's database connection all that time."""
+    units: SqlUnitsOfWork = request.app.state.units
+    async with units.new() as uow:
+        if await uow.employees.exists(who.employee_id):
+            return who.employee_id
+    raise NotSignedIn()
 
 
 @router.get(
@@ -277,7 +275,7 @@ async def _stream_owner(request: Request) -> uuid.UUID:
         **problem_responses(ErrorCode.NOT_SIGNED_IN),
     },
 )
-async def events(request: Request) -> EventSourceResponse:
+async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse:
     """Server-sent events: `ready` once listening, then an `order` event
     (`{order_id, status, product_code, failure_reason, failure_code, carrier_state,
     expected_completion_at}`) for each status change of this employee's orders, and only theirs,
@@ -285,7 +283,7 @@ async def events(request: Request) -> EventSourceResponse:
 
     One stream per open page; past MAX_EVENT_STREAMS_PER_EMPLOYEE at once (per portal process)
     the next is refused with a 429 problem."""
-    employee_id = await _stream_owner(request)
+    employee_id = await _stream_owner(request, who)
     hub: LiveHub = request.app.state.live_hub
     try:
         queue = hub.open(employee_id)

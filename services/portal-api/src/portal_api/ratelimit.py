@@ -16,7 +16,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from mport_shared.logging import get_logger
 
-from portal_api.deps import SignedInId
+from portal_api.deps import SignedInEmployee
 from portal_api.pages.rendering import SIGN_IN_PATH, render
 from portal_api.problems import Problem, problem_response
 from portal_api.settings import PortalSettings, parse_rate_limit
@@ -81,16 +81,16 @@ def _limits(request: Request) -> RateLimits:
     return limits
 
 
-async def limit_orders(request: Request, employee: SignedInId) -> None:
+async def limit_orders(request: Request, who: SignedInEmployee) -> None:
     """Placing orders, per employee. Who is signed in comes from the session, so this costs no
     query of its own."""
     limits = _limits(request)
     if not limits.orders:
         return
-    refused = await limits.hit(limits.orders, "orders", str(employee))
+    refused = await limits.hit(limits.orders, "orders", str(who.employee_id))
     if refused is not None:
         item, retry_after_s = refused
-        log.warning("order rate limit reached", employee_id=str(employee), limit=str(item))
+        log.warning("order rate limit reached", employee_id=str(who.employee_id), limit=str(item))
         raise TooManyRequests(
             f"Too many orders: at most {_words(item)}. Try again in {max(1, retry_after_s)} s.",
             retry_after_s=retry_after_s,

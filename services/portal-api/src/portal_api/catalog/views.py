@@ -7,7 +7,8 @@ from pydantic import Field
 
 from portal_api.catalog.products import Product
 from portal_api.catalog.service import Offer, offers_for
-from portal_api.deps import CurrentEmployee, Uow
+from portal_api.deps import SignedInEmployee, Uow
+from portal_api.employees import signed_in_employee
 from portal_api.errors import ErrorCode
 from portal_api.problems import problem_responses
 
@@ -35,5 +36,6 @@ class CatalogItem(Product):
 
 
 @router.get("/catalog", responses=problem_responses(ErrorCode.NOT_SIGNED_IN))
-async def get_catalog(employee: CurrentEmployee, uow: Uow) -> list[CatalogItem]:
+async def get_catalog(who: SignedInEmployee, uow: Uow) -> list[CatalogItem]:
+    employee = await signed_in_employee(uow, who.employee_id)
     return [CatalogItem.of(offer) for offer in (await offers_for(uow, employee)).offers]

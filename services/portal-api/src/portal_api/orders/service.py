@@ -13,7 +13,7 @@ from mport_shared.events import Envelope, EventPayload, OrderKind, OrderPlaced, 
 from mport_shared.logging import get_logger
 
 from portal_api.catalog.products import Catalog, Product
-from portal_api.errors import DomainError, ErrorCode
+from portal_api.errors import DomainError, ErrorCode, NotSignedIn
 from portal_api.models import Employee, Order, SimCard, Subscription
 from portal_api.orders.domain import (
     Accepted,
@@ -74,8 +74,8 @@ async def place_order(
     others' commits raise PlaceTaken, which is answered with the same refusal."""
     async with uow:
         employee = await uow.employees.for_ordering(command.employee_id)
-        if employee is None:
-            raise DomainError(ErrorCode.NOT_SIGNED_IN, "Sign in first (Bruk jobbkonto).")
+        if employee is None:  # the session outlived the employee's record
+            raise NotSignedIn()
         catalog = await uow.products.catalog()
         product = catalog.get(command.product_code)
         subscription = employee.subscription

@@ -14,7 +14,7 @@ from mport_shared.logging import get_logger
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal_api.deps import SignedInId, Uow, require_csrf
+from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
 from portal_api.orders.domain import OrderStatus, details_problem, text_problem
 from portal_api.orders.listing import (
@@ -170,12 +170,15 @@ async def idempotency_key(
     dependencies=[Depends(limit_orders)],
 )
 async def create_order(
-    body: OrderRequest, employee: SignedInId, uow: Uow, key: Annotated[str, Depends(idempotency_key)]
+    body: OrderRequest, who: SignedInEmployee, uow: Uow, key: Annotated[str, Depends(idempotency_key)]
 ) -> JSONResponse:
     placed = await place_order(
         uow,
         PlaceOrder(
-            employee_id=employee, product_code=body.product_code, details=body.details, idempotency_key=key
+            employee_id=who.employee_id,
+            product_code=body.product_code,
+            details=body.details,
+            idempotency_key=key,
         ),
     )
     return JSONResponse(
@@ -205,7 +208,7 @@ async def create_order(
 async def list_orders(
     request: Request,
     response: Response,
-    employee: SignedInId,
+    who: SignedInEmployee,
     uow: Uow,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="orders per page")] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
@@ -218,10 +221,10 @@ async def list_orders(
     and works only for the employee it was made for."""
     try:
         page = await order_page(
-            uow, employee_id=employee, cursors=order_cursors(request), cursor=cursor, limit=limit
+            uow, employee_id=who.employee_id, cursors=order_cursors(request), cursor=cursor, limit=limit
         )
     except BadCursor as error:
-        log.info("order list cursor refused", employee_id=str(employee), reason=str(error))
+        log.info("order list cursor refused", employee_id=str(who.employee_id), reason=str(error))
         raise Problem(
             400,
             "The cursor is not valid (changed, or made for someone else): start again without one.",
@@ -243,5 +246,5 @@ def order_cursors(request: Request) -> OrderCursors:
     "/orders/{order_id}",
     responses=problem_responses(ErrorCode.NOT_SIGNED_IN, ErrorCode.ORDER_NOT_FOUND, INVALID_REQUEST),
 )
-async def get_order(order_id: uuid.UUID, employee: SignedInId, uow: Uow) -> OrderOut:
-    return OrderOut.of(await order_of(uow, employee, order_id))
+async def get_order(order_id: uuid.UUID, who: SignedInEmployee, uow: Uow) -> OrderOut:
+    return OrderOut.of(await order_of(uow, who.employee_id, order_id))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal_api.deps import SESSION_CSRF, SESSION_EMPLOYEE
+from portal_api.deps import SESSION_CSRF
 from portal_api.i18n import LANG_COOKIE, Translator, pick_language
 from portal_api.models import Employee
 from portal_api.settings import PortalSettings
@@ -72,16 +71,6 @@ def safe_next(path: str | None, default: str = "/abonnement") -> str:
 def sign_in_redirect(request: Request) -> RedirectResponse:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{SIGN_IN_PATH}?{NEXT_PARAM}={quote(here, safe='/')}", status_code=303)
-
-
-def session_employee_id(request: Request) -> uuid.UUID | None:
-    raw = request.session.get(SESSION_EMPLOYEE)
-    if not raw:
-        return None
-    try:
-        return uuid.UUID(str(raw))
-    except ValueError:
-        return None
 
 
 def render(

@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal_api.catalog.products import Product
 from portal_api.catalog.service import Offer, offers_for
-from portal_api.deps import Uow
+from portal_api.deps import SignedIn, SignedInEmployee, Uow, signed_in
+from portal_api.employees import signed_in_employee
+from portal_api.errors import NotSignedIn
 from portal_api.i18n import Translator, pick_language
 from portal_api.models import Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
@@ -25,7 +27,6 @@ from portal_api.pages.rendering import (
     NEXT_PARAM,
     render,
     safe_next,
-    session_employee_id,
     sign_in_redirect,
 )
 from portal_api.problems import PROBLEM_TYPES, PROBLEM_TYPES_BY_SLUG, Problem, problem_response
@@ -94,9 +95,12 @@ class OrderRow:
     details: str
 
 
-async def _signed_in(request: Request, uow: UnitOfWork) -> Employee | None:
-    employee_id = session_employee_id(request)
-    return await uow.employees.get(employee_id) if employee_id else None
+async def _signed_in_or_none(request: Request, uow: UnitOfWork) -> Employee | None:
+    """For the sign-in page, which anyone may see (it says so when someone is signed in)."""
+    try:
+        return await signed_in_employee(uow, (await signed_in(request)).employee_id)
+    except NotSignedIn:
+        return None
 
 
 def charge_text(t: Translator, charge: EmployeeCharge) -> str | None:
@@ -187,10 +191,8 @@ def order_rows(t: Translator, orders: list[PlacedOrder]) -> list[OrderRow]:
 
 
 @router.get("/")
-async def home(request: Request, uow: Uow) -> Response:
-    employee = await _signed_in(request, uow)
-    if employee is None:
-        return sign_in_redirect(request)
+async def home(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
+    employee = await signed_in_employee(uow, who.employee_id)
     return render(request, "home.html", {"me": await describe(uow, employee)}, employee=employee)
 
 
@@ -207,16 +209,14 @@ async def sign_in_page(request: Request, uow: Uow) -> Response:
         {
             "people": people,
             "next": safe_next(request.query_params.get(NEXT_PARAM)),
-            "employee_signed_in": await _signed_in(request, uow),
+            "employee_signed_in": await _signed_in_or_none(request, uow),
         },
     )
 
 
 @router.get("/abonnement")
-async def subscription_page(request: Request, uow: Uow) -> Response:
-    employee = await _signed_in(request, uow)
-    if employee is None:
-        return sign_in_redirect(request)
+async def subscription_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
+    employee = await signed_in_employee(uow, who.employee_id)
     t = Translator(pick_language(request)[0])
     me: MeOut = await describe(uow, employee)
     offers = await offers_for(uow, employee)
@@ -244,11 +244,9 @@ async def subscription_page(request: Request, uow: Uow) -> Response:
 
 
 @router.get("/bestillinger")
-async def orders_page(request: Request, uow: Uow) -> Response:
+async def orders_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
     """Mine bestillinger, newest first, a page at a time (`?etter=<cursor>` for older ones)."""
-    employee = await _signed_in(request, uow)
-    if employee is None:
-        return sign_in_redirect(request)
+    employee = await signed_in_employee(uow, who.employee_id)
     t = Translator(pick_language(request)[0])
     cursor = request.query_params.get(ORDERS_CURSOR_PARAM)
     try:
@@ -290,11 +288,9 @@ class PolicyLine:
 
 
 @router.get("/policy")
-async def policy_page(request: Request, uow: Uow) -> Response:
+async def policy_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
     """The company's mobile policy in words: who pays what, worked out for each product."""
-    employee = await _signed_in(request, uow)
-    if employee is None:
-        return sign_in_redirect(request)
+    employee = await signed_in_employee(uow, who.employee_id)
     t = Translator(pick_language(request)[0])
     offers = await offers_for(uow, employee)
     ceiling = offers.covered_plan
@@ -330,27 +326,25 @@ async def policy_page(request: Request, uow: Uow) -> Response:
     )
 
 
-async def _info_page(request: Request, uow: UnitOfWork, template: str) -> Response:
-    employee = await _signed_in(request, uow)
-    if employee is None:
-        return sign_in_redirect(request)
+async def _info_page(request: Request, who: SignedIn, uow: UnitOfWork, template: str) -> Response:
+    employee = await signed_in_employee(uow, who.employee_id)
     admins = await uow.employees.admins_of(employee.company_id)
     return render(request, template, {"admins": list(admins)}, employee=employee)
 
 
 @router.get("/terminal")
-async def terminal_page(request: Request, uow: Uow) -> Response:
-    return await _info_page(request, uow, "terminal.html")
+async def terminal_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
+    return await _info_page(request, who, uow, "terminal.html")
 
 
 @router.get("/support")
-async def support_page(request: Request, uow: Uow) -> Response:
-    return await _info_page(request, uow, "support.html")
+async def support_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
+    return await _info_page(request, who, uow, "support.html")
 
 
 @router.get("/kontakt")
-async def contact_page(request: Request, uow: Uow) -> Response:
-    return await _info_page(request, uow, "kontakt.html")
+async def contact_page(request: Request, who: SignedInEmployee, uow: Uow) -> Response:
+    return await _info_page(request, who, uow, "kontakt.html")
 
 
 @router.get("/problems")
@@ -368,7 +362,14 @@ async def problem_type_page(request: Request, slug: str) -> Response:
 
 
 def install_page_errors(app: FastAPI) -> None:
-    """A browser asking for a page that does not exist gets a page; API clients keep problem+json."""
+    """A browser asking for a page that does not exist gets a page, and one asking for a page
+    while not signed in the sign-in page; API clients keep problem+json."""
+
+    @app.exception_handler(NotSignedIn)
+    async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if request.url.path.startswith("/api/"):
+            return problem_response(Problem.of(exc.code, exc.detail), request)
+        return sign_in_redirect(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

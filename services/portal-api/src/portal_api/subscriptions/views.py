@@ -7,7 +7,8 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from portal_api.deps import CurrentEmployee, Uow
+from portal_api.deps import SignedInEmployee, Uow
+from portal_api.employees import signed_in_employee
 from portal_api.errors import ErrorCode
 from portal_api.models import Employee
 from portal_api.problems import problem_responses
@@ -87,5 +88,5 @@ async def describe(uow: UnitOfWork, employee: Employee) -> MeOut:
 
 
 @router.get("/me", responses=problem_responses(ErrorCode.NOT_SIGNED_IN))
-async def me(employee: CurrentEmployee, uow: Uow) -> MeOut:
-    return await describe(uow, employee)
+async def me(who: SignedInEmployee, uow: Uow) -> MeOut:
+    return await describe(uow, await signed_in_employee(uow, who.employee_id))
