@@ -16,7 +16,7 @@ from mport_shared.events import Envelope, EventPayload
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
 from portal_api.models import ActiveService, Employee, Order, Subscription
-from portal_api.orders.domain import ChangedOrder, StatusChange, holds_the_place, takes_a_place
+from portal_api.orders.domain import ChangedOrder, Position, StatusChange, holds_the_place, takes_a_place
 from portal_api.unit_of_work import IdempotencyKeyTaken, PlaceTaken, UnitOfWork
 
 
@@ -83,9 +83,17 @@ class FakeOrders:
     async def get(self, *, employee_id: uuid.UUID, order_id: uuid.UUID) -> Order | None:
         return next((o for o in self.stored if o.id == order_id and o.employee_id == employee_id), None)
 
-    async def of_employee(self, employee_id: uuid.UUID) -> Sequence[Order]:
-        mine = [o for o in self.stored if o.employee_id == employee_id]
-        return sorted(mine, key=lambda o: o.created_at, reverse=True)
+    async def of_employee(
+        self, employee_id: uuid.UUID, *, after: Position | None = None, limit: int | None = None
+    ) -> Sequence[Order]:
+        mine = sorted(
+            (o for o in self.stored if o.employee_id == employee_id),
+            key=lambda o: (o.created_at, o.id),
+            reverse=True,
+        )
+        if after is not None:
+            mine = [o for o in mine if (o.created_at, o.id) < (after.created_at, after.order_id)]
+        return mine[:limit]
 
     async def find(self, order_id: uuid.UUID) -> Order | None:
         return next((o for o in self.stored if o.id == order_id), None)

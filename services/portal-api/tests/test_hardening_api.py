@@ -36,7 +36,7 @@ def assert_rate_limited(response: httpx.Response, *, within_s: int) -> int:
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["type"] == "urn:mport:problem:rate-limited"
+    assert problem["type"] == "https://mport.no/problems/rate-limited"
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= within_s
     assert problem["retry_after_s"] == retry_after
@@ -212,7 +212,7 @@ async def test_one_employees_event_streams_are_capped_and_a_closed_one_frees_its
                 pass
         assert refused.status_code == 429
         assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["type"] == "urn:mport:problem:too-many-event-streams"
+        assert refused.json()["type"] == "https://mport.no/problems/too-many-event-streams"
         assert "2 live status streams" in refused.json()["detail"]
         assert int(refused.headers["retry-after"]) > 0
         await wait_for(lambda: _no_streams(hub), timeout_s=10, what="the closed streams to free their places")

@@ -106,7 +106,7 @@ async def test_a_cursor_reaches_no_other_employees_orders(portal: Portal) -> Non
         own_cursor = await ingrid.get("/api/v1/orders", params={"cursor": minted})
     assert borrowed.status_code == 400
     assert borrowed.headers["content-type"] == "application/problem+json"
-    assert borrowed.json()["type"] == "urn:mport:problem:invalid-cursor"
+    assert borrowed.json()["type"] == "https://mport.no/problems/invalid-cursor"
     assert "start again without one" in borrowed.json()["detail"]
     assert own_cursor.status_code == 200
     assert own_cursor.json() == []

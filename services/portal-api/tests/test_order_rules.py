@@ -26,6 +26,7 @@ from portal_api.catalog.policy import DEMO_POLICY
 from portal_api.catalog.products import CATALOG, Catalog
 from portal_api.errors import DomainError, ErrorCode
 from portal_api.models import ActiveService, Company, Employee, Order, SimCard, Subscription
+from portal_api.orders.domain import Position
 from portal_api.orders.service import (
     PlacedOrder,
     PlaceOrder,
@@ -298,6 +299,15 @@ async def test_an_employee_reads_only_their_own_orders(uow: FakeUnitOfWork, kari
     with pytest.raises(DomainError) as not_found:
         await order_of(uow, ola.id, mine.order.id)
     assert not_found.value.code is ErrorCode.ORDER_NOT_FOUND
+
+
+async def test_orders_are_read_newest_first_a_page_at_a_time(uow: FakeUnitOfWork, kari: Employee) -> None:
+    placed = [await order(uow, kari, "ekstra-data-1gb") for _ in range(5)]  # all at NOW: by id then
+    newest_first = sorted((p.order for p in placed), key=lambda o: o.id, reverse=True)
+    first = await orders_of(uow, kari.id, limit=2)
+    last = first[-1].order
+    rest = await orders_of(uow, kari.id, after=Position(last.created_at, last.id))
+    assert [p.order for p in first + rest] == newest_first
 
 
 # ---- Applying status events ---------------------------------------------------------------------

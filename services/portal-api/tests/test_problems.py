@@ -70,6 +70,12 @@ def test_placing_an_order_declares_each_refusal_and_the_required_idempotency_key
     }
     assert _declared_types(operation, "401") == {uri[ErrorCode.NOT_SIGNED_IN]}
     assert _declared_types(operation, "413") == {uri["request.body-too-large"]}
+    assert _declared_types(operation, "429") == {uri["request.rate-limited"]}
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
+    assert _declared_types(_operation("/api/v1/orders", "get"), "400") == {uri["request.invalid-cursor"]}
+    assert _declared_types(_operation("/api/v1/events", "get"), "429") == {
+        uri["request.too-many-event-streams"]
+    }
 
 
 def test_every_api_route_declares_its_errors_as_problems_and_none_as_fastapis_validation_error() -> None:

@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from portal_api.deps import SignedIn, SignedInEmployee
 from portal_api.errors import ErrorCode, NotSignedIn
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
-from portal_api.problems import problem_responses
+from portal_api.problems import TOO_MANY_EVENT_STREAMS, problem_responses
 from portal_api.ratelimit import TooManyRequests
 from portal_api.unit_of_work import SqlUnitsOfWork
 
@@ -48,7 +48,6 @@ STATUS_EVENTS = (
 KEEP_ALIVE_S = 15
 # A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
 STREAM_BUFFER = 100
-TOO_MANY_STREAMS = "urn:mport:problem:too-many-event-streams"
 # A hint only: a place frees up when another of the employee's pages closes its stream.
 STREAM_RETRY_AFTER_S = 30
 
@@ -268,11 +267,7 @@ async def _stream_owner(request: Request, who: SignedIn) -> uuid.UUID:
     response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "order status changes"},
-        429: {
-            "content": {"application/problem+json": {}},
-            "description": "this employee already has MAX_EVENT_STREAMS_PER_EMPLOYEE streams open",
-        },
-        **problem_responses(ErrorCode.NOT_SIGNED_IN),
+        **problem_responses(ErrorCode.NOT_SIGNED_IN, TOO_MANY_EVENT_STREAMS),
     },
 )
 async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse:
@@ -293,7 +288,7 @@ async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse
             f"You already have {hub.max_per_employee} live status streams open (one per open page); "
             "close a tab and try again.",
             retry_after_s=STREAM_RETRY_AFTER_S,
-            type_=TOO_MANY_STREAMS,
+            code=TOO_MANY_EVENT_STREAMS,
         ) from None
     # Set when the server shuts down: the stream then ends properly and the browser reconnects
     # (to another instance) instead of seeing a broken response.

@@ -44,6 +44,9 @@ IDEMPOTENCY_KEY_REQUIRED = "request.idempotency-key-required"
 INVALID_IDEMPOTENCY_KEY = "request.idempotency-key-invalid"
 CSRF_FAILED = "request.csrf-failed"
 BODY_TOO_LARGE = "request.body-too-large"
+INVALID_CURSOR = "request.invalid-cursor"
+RATE_LIMITED = "request.rate-limited"
+TOO_MANY_EVENT_STREAMS = "request.too-many-event-streams"
 
 PROBLEM_TYPES: dict[str, ProblemType] = {
     ErrorCode.NOT_SIGNED_IN: ProblemType(
@@ -121,6 +124,21 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         about="The request body is larger than the portal accepts (MAX_JSON_BODY_BYTES, "
         "MAX_FORM_BODY_BYTES); `max_body_bytes` gives the limit.",
     ),
+    INVALID_CURSOR: ProblemType(
+        slug="invalid-cursor", status=400, title="Invalid cursor",
+        about="The order list's cursor was changed or made for someone else: start again "
+        "without one, and follow the Link header's rel=\"next\" from there.",
+    ),
+    RATE_LIMITED: ProblemType(
+        slug="rate-limited", status=429, title="Too many requests",
+        about="Over ORDER_RATE_LIMIT (orders, per employee) or SIGN_IN_RATE_LIMIT (sign-in, per "
+        "client address and route): try again after Retry-After seconds (also `retry_after_s`).",
+    ),
+    TOO_MANY_EVENT_STREAMS: ProblemType(
+        slug="too-many-event-streams", status=429, title="Too many event streams",
+        about="The employee already has MAX_EVENT_STREAMS_PER_EMPLOYEE live status streams open "
+        "(one per open page): close one, or try again after Retry-After seconds.",
+    ),
 }  # fmt: skip
 PROBLEM_TYPES_BY_SLUG = {kind.slug: kind for kind in PROBLEM_TYPES.values()}
 
@@ -181,8 +199,9 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     for code in codes:
         kind = PROBLEM_TYPES[code]
         by_status.setdefault(kind.status, []).append(kind)
-    return {
-        status: {
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, kinds in sorted(by_status.items()):
+        responses[status] = {
             "description": "\n".join(f"- {k.title} (`{k.uri}`): {k.about}" for k in kinds),
             "content": {
                 PROBLEM_JSON: {
@@ -191,8 +210,14 @@ def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
                 }
             },
         }
-        for status, kinds in sorted(by_status.items())
-    }
+        if status == 429:
+            responses[status]["headers"] = {
+                "Retry-After": {
+                    "description": "seconds until a try may succeed",
+                    "schema": {"type": "integer"},
+                }
+            }
+    return responses
 
 
 def _example(kind: ProblemType) -> dict[str, Any]:

@@ -18,20 +18,25 @@ from mport_shared.logging import get_logger
 
 from portal_api.deps import SignedInEmployee
 from portal_api.pages.rendering import SIGN_IN_PATH, render
-from portal_api.problems import Problem, problem_response
+from portal_api.problems import PROBLEM_TYPES, RATE_LIMITED, Problem, problem_response
 from portal_api.settings import PortalSettings, parse_rate_limit
 
 log = get_logger(__name__)
 
-RATE_LIMITED = "urn:mport:problem:rate-limited"
-
 
 class TooManyRequests(Problem):
-    """A 429 problem with its Retry-After (whole seconds, at least 1)."""
+    """A 429 problem (rate-limited, unless `code` names another) with its Retry-After (whole
+    seconds, at least 1)."""
 
-    def __init__(self, detail: str, *, retry_after_s: int, type_: str = RATE_LIMITED) -> None:
+    def __init__(self, detail: str, *, retry_after_s: int, code: str = RATE_LIMITED) -> None:
+        kind = PROBLEM_TYPES[code]
         super().__init__(
-            429, detail, title="Too many requests", type_=type_, retry_after_s=max(1, retry_after_s)
+            kind.status,
+            detail,
+            title=kind.title,
+            type_=kind.uri,
+            code=code,
+            retry_after_s=max(1, retry_after_s),
         )
         self.retry_after_s = max(1, retry_after_s)
 

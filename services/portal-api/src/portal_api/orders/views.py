@@ -30,8 +30,10 @@ from portal_api.problems import (
     BODY_TOO_LARGE,
     CSRF_FAILED,
     IDEMPOTENCY_KEY_REQUIRED,
+    INVALID_CURSOR,
     INVALID_IDEMPOTENCY_KEY,
     INVALID_REQUEST,
+    RATE_LIMITED,
     Problem,
     problem_responses,
 )
@@ -40,7 +42,6 @@ from portal_api.settings import PortalSettings
 
 log = get_logger(__name__)
 
-INVALID_CURSOR = "urn:mport:problem:invalid-cursor"
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_csrf)])
 
@@ -144,11 +145,8 @@ async def idempotency_key(
     response_model=OrderOut,
     responses={
         202: {"description": "Accepted: stored, and its OrderPlaced event committed"},
-        429: {
-            "content": {"application/problem+json": {}},
-            "description": "over ORDER_RATE_LIMIT for this employee; Retry-After says when to try again",
-        },
         **problem_responses(
+            RATE_LIMITED,
             ErrorCode.NOT_SIGNED_IN,
             CSRF_FAILED,
             ErrorCode.SELF_SERVICE_NOT_ACTIVATED,
@@ -201,8 +199,7 @@ async def create_order(
                 }
             },
         },
-        400: {"content": {"application/problem+json": {}}, "description": "a cursor not made for you"},
-        **problem_responses(ErrorCode.NOT_SIGNED_IN, INVALID_REQUEST),
+        **problem_responses(ErrorCode.NOT_SIGNED_IN, INVALID_CURSOR, INVALID_REQUEST),
     },
 )
 async def list_orders(
@@ -225,11 +222,9 @@ async def list_orders(
         )
     except BadCursor as error:
         log.info("order list cursor refused", employee_id=str(who.employee_id), reason=str(error))
-        raise Problem(
-            400,
+        raise Problem.of(
+            INVALID_CURSOR,
             "The cursor is not valid (changed, or made for someone else): start again without one.",
-            title="Invalid cursor",
-            type_=INVALID_CURSOR,
         ) from None
     if page.next_cursor is not None:
         next_url = f"/api/v1/orders?{urlencode({'limit': limit, 'cursor': page.next_cursor})}"
