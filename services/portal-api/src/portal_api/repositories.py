@@ -1,5 +1,6 @@
-"""The SQLAlchemy repositories behind unit_of_work.SqlAlchemyUnitOfWork: the only module of the
-portal's domains that writes SQL (besides the migrations)."""
+"""The SQLAlchemy repositories behind unit_of_work.SqlAlchemyUnitOfWork: all the SQL of the use
+cases, queries and pages. (Signing in, auth/, still finds the employee by e-mail itself; the
+session work reshapes it.)"""
 
 from __future__ import annotations
 
