@@ -1,5 +1,8 @@
 """'Bruk jobbkonto' against a small fake OpenID Connect provider with a real RSA key: a good ID token
-signs the employee in; a bad nonce, audience, issuer, signature, expiry or state is refused."""
+signs the employee in; a bad nonce, audience, issuer, signature, expiry or state is refused. The
+e-mail comes from UserInfo when the ID token has none; only a verified e-mail finds an employee, and
+only the first time: then the account's (iss, sub) is bound to them. A provider that is away or a
+client it does not accept is the set-up's fault, and the page and the log say so."""
 
 from __future__ import annotations
 
@@ -14,16 +17,20 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import httpx
 import pytest
+import structlog
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Form, Header, HTTPException
+from fastapi.responses import JSONResponse
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from mport_shared.db import create_engine, session_factory
 from mport_shared.testing import MakeDatabase
 from portal_api.auth.oidc import s256_challenge
 from portal_api.main import create_app
-from portal_api.seed import KARI, seed
+from portal_api.models import WorkAccount
+from portal_api.seed import HAKON, KARI, seed
 from portal_api.settings import PortalSettings
+from sqlalchemy import select
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +47,7 @@ class Grant:
     code_challenge: str
     nonce: str
     claims: dict[str, Any]
+    userinfo: dict[str, Any]
 
 
 @dataclass
@@ -53,6 +61,24 @@ class FakeProvider:
     signing_key: RSAKey | None = None
     header: dict[str, Any] = field(default_factory=lambda: {"alg": "RS256", "kid": "key-1"})
     unsigned: bool = False
+    # UserInfo: what it says about the account (per access token), and how often it was asked.
+    userinfo: dict[str, dict[str, Any]] = field(default_factory=dict)
+    userinfo_requests: int = 0
+    # A token endpoint that refuses the client, as a provider does for a wrong secret.
+    token_error: tuple[int, dict[str, Any]] | None = None
+    # The provider cannot be reached at all (every request fails to connect).
+    down: bool = False
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        provider, inner = self, httpx.ASGITransport(app=self.app())
+
+        class Transport(httpx.AsyncBaseTransport):
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                if provider.down:
+                    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+                return await inner.handle_async_request(request)
+
+        return Transport()
 
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -64,6 +90,7 @@ class FakeProvider:
                 "authorization_endpoint": "https://login.example.test/tenant-1/oauth2/v2.0/authorize",
                 "token_endpoint": "https://login.example.test/tenant-1/oauth2/v2.0/token",
                 "jwks_uri": "https://login.example.test/tenant-1/discovery/v2.0/keys",
+                "userinfo_endpoint": "https://graph.example.test/oidc/userinfo",
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
@@ -74,6 +101,14 @@ class FakeProvider:
         async def keys() -> dict[str, Any]:
             return {"keys": [self.key.as_dict(private=False)]}
 
+        @app.get("/oidc/userinfo")
+        async def userinfo(authorization: str = Header(default="")) -> Any:
+            self.userinfo_requests += 1
+            claims = self.userinfo.get(authorization.removeprefix("Bearer "))
+            if claims is None:
+                return JSONResponse({}, 401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return claims
+
         @app.post("/tenant-1/oauth2/v2.0/token")
         async def token(
             grant_type: str = Form(),
@@ -83,6 +118,8 @@ class FakeProvider:
             authorization: str = Header(),
         ) -> dict[str, Any]:
             self.token_requests += 1
+            if self.token_error is not None:
+                return JSONResponse(self.token_error[1], self.token_error[0])
             user, _, password = base64.b64decode(authorization.removeprefix("Basic ")).decode().partition(":")
             grant = self.grants.pop(code, None)  # a code works once
             if (unquote_plus(user), unquote_plus(password)) != (CLIENT_ID, CLIENT_SECRET):
@@ -96,8 +133,10 @@ class FakeProvider:
                 if self.unsigned
                 else jwt.encode(self.header, grant.claims, self.signing_key or self.key)
             )
+            access_token = secrets.token_urlsafe(16)
+            self.userinfo[access_token] = grant.userinfo
             return {
-                "access_token": "opaque",
+                "access_token": access_token,
                 "token_type": "Bearer",
                 "expires_in": 3600,
                 "id_token": id_token,
@@ -105,8 +144,13 @@ class FakeProvider:
 
         return app
 
-    def authorize(self, authorization_url: str, **claims: Any) -> dict[str, str]:
-        """What the provider does once the employee has signed in: a code for the redirect URI."""
+    def authorize(
+        self, authorization_url: str, *, userinfo: dict[str, Any] | None = None, **claims: Any
+    ) -> dict[str, str]:
+        """What the provider does once the employee has signed in: a code for the redirect URI.
+
+        `claims` go into the ID token (None leaves a claim out); UserInfo answers `userinfo`, by
+        default the ID token's sub with Kari's verified e-mail."""
         query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
         now = int(time.time())
         code = secrets.token_urlsafe(16)
@@ -116,16 +160,30 @@ class FakeProvider:
             code_challenge=query["code_challenge"],
             nonce=query["nonce"],
             claims={
-                "iss": ISSUER,
-                "aud": CLIENT_ID,
-                "sub": "entra-object-id-1",
-                "iat": now,
-                "nbf": now,
-                "exp": now + 3600,
-                "nonce": query["nonce"],
-                "email": KARI.email,
-                **claims,
+                k: v
+                for k, v in {
+                    "iss": ISSUER,
+                    "aud": CLIENT_ID,
+                    "sub": "entra-object-id-1",
+                    "iat": now,
+                    "nbf": now,
+                    "exp": now + 3600,
+                    "nonce": query["nonce"],
+                    "email": KARI.email,
+                    "email_verified": True,
+                    **claims,
+                }.items()
+                if v is not None
             },
+            userinfo=(
+                userinfo
+                if userinfo is not None
+                else {
+                    "sub": claims.get("sub", "entra-object-id-1"),
+                    "email": KARI.email,
+                    "email_verified": True,
+                }
+            ),
         )
         return {"code": code, "state": query["state"]}
 
@@ -155,9 +213,25 @@ class SignInRig:
         assert location.startswith("https://login.example.test/tenant-1/oauth2/v2.0/authorize?")
         return location
 
-    async def sign_in(self, client: httpx.AsyncClient, **claims: Any) -> httpx.Response:
+    async def sign_in(
+        self, client: httpx.AsyncClient, *, userinfo: dict[str, Any] | None = None, **claims: Any
+    ) -> httpx.Response:
         location = await self.start(client)
-        return await client.get("/auth/oidc/callback", params=self.provider.authorize(location, **claims))
+        params = self.provider.authorize(location, userinfo=userinfo, **claims)
+        return await client.get("/auth/oidc/callback", params=params)
+
+    async def signed_in_email(self, **claims: Any) -> str | None:
+        """Sign in with a fresh browser; the e-mail of the employee it is signed in as, if any."""
+        async with self.client() as client:
+            await self.sign_in(client, **claims)
+            me = await client.get("/api/v1/me")
+            return str(me.json()["email"]) if me.status_code == 200 else None
+
+    async def work_accounts(self) -> list[tuple[str, str, str]]:
+        """(issuer, sub, employee e-mail) of every binding."""
+        async with self.portal.state.runtime.sessions() as db:
+            rows = await db.scalars(select(WorkAccount))
+            return [(a.issuer, a.subject, a.bound_email) for a in rows]
 
 
 MakeRig = Callable[..., Awaitable[SignInRig]]
@@ -183,7 +257,7 @@ async def make_rig(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[
         }
         portal = create_app(
             PortalSettings(database_url=database_url, amqp_url=amqp_url, public_url=PUBLIC_URL, **values),
-            oidc_transport=httpx.ASGITransport(app=provider.app()),
+            oidc_transport=provider.transport(),
         )
         manager = LifespanManager(portal, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
@@ -226,11 +300,177 @@ async def test_a_good_id_token_signs_the_employee_in(rig: SignInRig) -> None:
         assert rig.provider.token_requests == 1
 
 
-async def test_entra_preferred_username_names_the_employee_when_there_is_no_email(rig: SignInRig) -> None:
+async def test_the_email_comes_from_userinfo_when_the_id_token_has_none(rig: SignInRig) -> None:
+    # OpenID Connect Core's code flow: the ID token names the account by sub only.
+    assert await rig.signed_in_email(email=None, email_verified=None) == KARI.email
+    assert rig.provider.userinfo_requests == 1
+    assert await rig.work_accounts() == [(ISSUER, "entra-object-id-1", KARI.email)]
+
+
+async def test_userinfo_about_another_sub_is_refused(rig: SignInRig) -> None:
+    userinfo = {"sub": "someone-else", "email": KARI.email, "email_verified": True}
     async with rig.client() as client:
-        response = await rig.sign_in(client, email=None, preferred_username="Kari.Nordmann@demo.no")
-        assert response.status_code == 303
-        assert (await client.get("/api/v1/me")).json()["email"] == KARI.email
+        response = await rig.sign_in(client, email=None, userinfo=userinfo)
+        assert response.status_code == 400
+        assert "Innloggingen mislyktes" in response.text
+        assert (await client.get("/api/v1/me")).status_code == 401
+    assert await rig.work_accounts() == []
+
+
+async def test_the_id_tokens_email_is_used_without_asking_userinfo(rig: SignInRig) -> None:
+    assert await rig.signed_in_email() == KARI.email
+    assert rig.provider.userinfo_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("id_token", "userinfo"),
+    [
+        ({"email_verified": False}, None),
+        ({"email_verified": "false"}, None),
+        (
+            {"email": None, "email_verified": None},
+            {"sub": "entra-object-id-1", "email": KARI.email, "email_verified": False},
+        ),
+    ],
+    ids=["in the ID token", "as a string", "in UserInfo"],
+)
+async def test_an_unverified_email_is_refused(
+    rig: SignInRig, id_token: dict[str, Any], userinfo: dict[str, Any] | None
+) -> None:
+    async with rig.client() as client:
+        response = await rig.sign_in(client, userinfo=userinfo, **id_token)
+        assert response.status_code == 403
+        assert f"Innloggingstjenesten har ikke bekreftet e-postadressen {KARI.email}" in response.text
+        assert (await client.get("/api/v1/me")).status_code == 401
+    assert await rig.work_accounts() == []
+
+
+async def test_preferred_username_and_upn_never_name_anyone(rig: SignInRig) -> None:
+    # An Entra ID user can edit these; here they claim the administrator's address.
+    claims = {"preferred_username": "admin@demo.no", "upn": "admin@demo.no"}
+    async with rig.client() as client:
+        response = await rig.sign_in(
+            client, email=None, email_verified=None, userinfo={"sub": "entra-object-id-1", **claims}, **claims
+        )
+        assert response.status_code == 403
+        assert "Jobbkontoen din oppga ingen e-postadresse" in response.text
+        assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_without_email_verified_an_address_needs_entras_xms_edov_or_a_domain_the_operator_trusts(
+    make_rig: MakeRig,
+) -> None:
+    # Microsoft Entra ID sends `email` but never `email_verified`.
+    rig = await make_rig()
+    with structlog.testing.capture_logs() as lines:
+        assert await rig.signed_in_email(email_verified=None) is None
+    [refused] = [line for line in lines if line["event"] == "work account sign-in refused"]
+    assert "OIDC_VERIFIED_EMAIL_DOMAINS" in refused["detail"]
+    assert await rig.signed_in_email(email_verified=None, xms_edov=True) == KARI.email
+
+    rig = await make_rig(OIDC_VERIFIED_EMAIL_DOMAINS="example.com, @Demo.no")
+    assert await rig.signed_in_email(email_verified=None) == KARI.email
+    # The domain list never overrides a provider that says "not verified".
+    assert await rig.signed_in_email(sub="another-account", email=HAKON.email, email_verified=False) is None
+
+
+async def test_a_changed_email_does_not_move_the_binding(rig: SignInRig) -> None:
+    assert await rig.signed_in_email(sub="kari-account") == KARI.email
+    # Kari's account now carries Håkon's address (verified): it still signs in Kari, never Håkon.
+    assert await rig.signed_in_email(sub="kari-account", email=HAKON.email) == KARI.email
+    # Bound, it needs no e-mail at all any more.
+    assert await rig.signed_in_email(sub="kari-account", email=None, email_verified=None) == KARI.email
+    # Another account that now has Kari's address cannot take her place.
+    async with rig.client() as client:
+        response = await rig.sign_in(client, sub="new-account-with-karis-address")
+        assert response.status_code == 403
+        assert f"Den ansatte med e-postadressen {KARI.email} er allerede knyttet til en annen jobbkonto" in (
+            response.text
+        )
+        assert (await client.get("/api/v1/me")).status_code == 401
+    # Håkon's own account still finds him.
+    assert await rig.signed_in_email(sub="hakon-account", email=HAKON.email) == HAKON.email
+    assert sorted(await rig.work_accounts()) == [
+        (ISSUER, "hakon-account", HAKON.email),
+        (ISSUER, "kari-account", KARI.email),
+    ]
+    assert rig.provider.userinfo_requests == 0
+
+
+SET_UP_MESSAGE = "Innloggingen er ikke riktig satt opp – kontakt mPort-administratoren"
+
+
+async def test_a_wrong_client_secret_shows_the_set_up_message_and_the_log_says_why(rig: SignInRig) -> None:
+    rig.provider.token_error = (
+        401,
+        {
+            "error": "invalid_client",
+            "error_description": f"AADSTS7000215: Invalid client secret {CLIENT_SECRET}",
+        },
+    )
+    with structlog.testing.capture_logs() as lines:
+        async with rig.client() as client:
+            response = await rig.sign_in(client)
+    assert response.status_code == 503
+    assert SET_UP_MESSAGE in response.text
+    assert "Prøv igjen" not in response.text  # it cannot help
+    [refused] = [line for line in lines if line["event"] == "work account sign-in refused"]
+    assert refused["reason"] == "misconfigured"
+    assert "token endpoint answered invalid_client (HTTP 401)" in refused["detail"]
+    assert CLIENT_SECRET not in repr(lines)
+
+
+async def test_an_unreachable_provider_shows_the_set_up_message_and_the_log_says_why(rig: SignInRig) -> None:
+    rig.provider.down = True
+    with structlog.testing.capture_logs() as lines:
+        async with rig.client() as client:
+            response = await client.get("/auth/oidc/login")
+    assert response.status_code == 503
+    assert SET_UP_MESSAGE in response.text
+    [refused] = [line for line in lines if line["event"] == "work account sign-in refused"]
+    assert (
+        "/.well-known/openid-configuration: ConnectError: [Errno 111] Connection refused" in refused["detail"]
+    )
+
+
+async def test_a_provider_away_at_the_token_or_userinfo_endpoint_shows_the_set_up_message(
+    rig: SignInRig,
+) -> None:
+    async with rig.client() as client:
+        location = await rig.start(client)  # discovery and keys are fetched
+        params = rig.provider.authorize(location)
+        rig.provider.down = True
+        response = await client.get("/auth/oidc/callback", params=params)
+        assert response.status_code == 503
+        assert SET_UP_MESSAGE in response.text
+    rig.provider.down = False
+    async with rig.client() as client:
+        await rig.portal.state.oidc._key_set()
+        location = await rig.start(client)
+        params = rig.provider.authorize(location, email=None)
+        original = rig.portal.state.oidc.http.get
+
+        async def userinfo_away(url: str, **kwargs: Any) -> httpx.Response:
+            if "userinfo" in url:
+                raise httpx.ConnectTimeout("timed out")
+            return await original(url, **kwargs)
+
+        rig.portal.state.oidc.http.get = userinfo_away
+        response = await client.get("/auth/oidc/callback", params=params)
+        assert response.status_code == 503
+        assert SET_UP_MESSAGE in response.text
+
+
+@pytest.mark.parametrize("error", ["unauthorized_client", "invalid_scope", "server_error"])
+async def test_an_authorization_error_about_the_set_up_shows_the_set_up_message(
+    rig: SignInRig, error: str
+) -> None:
+    async with rig.client() as client:
+        location = await rig.start(client)
+        state = parse_qs(urlsplit(location).query)["state"][0]
+        response = await client.get("/auth/oidc/callback", params={"error": error, "state": state})
+    assert response.status_code == 503
+    assert SET_UP_MESSAGE in response.text
 
 
 @pytest.mark.parametrize(
@@ -319,5 +559,5 @@ async def test_without_configuration_the_work_account_button_says_so(make_rig: M
     rig = await make_rig(OIDC_ISSUER="", OIDC_CLIENT_ID="")
     async with rig.client() as client:
         response = await client.get("/auth/oidc/login")
-    assert response.status_code == 400
+    assert response.status_code == 503
     assert "Innlogging med jobbkonto er ikke satt opp" in response.text

@@ -43,7 +43,15 @@ _NB: dict[str, str] = {
     ),
     "login.failed.invalid_response": "Svaret fra innloggingstjenesten kunne ikke bekreftes. Prøv igjen.",
     "login.failed.provider_error": "Innloggingstjenesten avviste innloggingen ({detail}).",
-    "login.failed.unavailable": "Innloggingstjenesten svarer ikke akkurat nå. Prøv igjen om litt.",
+    "login.failed.misconfigured": "Innloggingen er ikke riktig satt opp – kontakt mPort-administratoren.",
+    "login.failed.unverified_email": (
+        "Innloggingstjenesten har ikke bekreftet e-postadressen {email}, så vi kan ikke knytte jobbkontoen "
+        "til en ansatt. Kontakt mPort-administratoren."
+    ),
+    "login.failed.account_taken": (
+        "Den ansatte med e-postadressen {email} er allerede knyttet til en annen jobbkonto. "
+        "Kontakt mPort-administratoren."
+    ),
     "login.try_again": "Prøv igjen",
     "home.title": "Hjem",
     "home.greeting": "Hei, {name}",
@@ -221,7 +229,15 @@ _EN: dict[str, str] = {
     ),
     "login.failed.invalid_response": "The answer from the sign-in service could not be verified. Try again.",
     "login.failed.provider_error": "The sign-in service refused the sign-in ({detail}).",
-    "login.failed.unavailable": "The sign-in service does not answer right now. Try again shortly.",
+    "login.failed.misconfigured": "Sign-in is not set up correctly – contact the mPort administrator.",
+    "login.failed.unverified_email": (
+        "The sign-in service has not verified the e-mail address {email}, so we cannot link your work "
+        "account to an employee. Contact the mPort administrator."
+    ),
+    "login.failed.account_taken": (
+        "The employee with the e-mail address {email} is already linked to another work account. "
+        "Contact the mPort administrator."
+    ),
     "login.try_again": "Try again",
     "home.title": "Home",
     "home.greeting": "Hello, {name}",

@@ -74,6 +74,26 @@ class Employee(Base):
     )
 
 
+class WorkAccount(Base):
+    """An account at the company's identity provider, bound to the employee it signs in.
+
+    Bound at the first sign-in, found by the provider's verified e-mail; from then on the
+    provider's `(iss, sub)` names the employee, whatever e-mail the account later carries, so a
+    changed address cannot move an account onto someone else. One account per employee and issuer."""
+
+    __tablename__ = "work_accounts"
+    __table_args__ = (UniqueConstraint("employee_id", "issuer"),)
+
+    issuer: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    # OpenID Connect Core §2: at most 255 ASCII characters, unique and never reassigned at the issuer.
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    # The e-mail that matched at the binding; kept for the administrator, never used to find anyone.
+    bound_email: Mapped[str] = mapped_column(String(320))
+    bound_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_sign_in_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class Subscription(Base):
     __tablename__ = "subscriptions"
 

@@ -42,6 +42,10 @@ class PortalSettings(ServiceSettings):
     oidc_client_id: str = Field(default="", alias="OIDC_CLIENT_ID")
     oidc_client_secret: str = Field(default="", alias="OIDC_CLIENT_SECRET", repr=False)
     oidc_scopes: str = Field(default="openid profile email", alias="OIDC_SCOPES")
+    # E-mail domains whose addresses the provider vouches for although it sends no `email_verified`
+    # (Microsoft Entra ID never does): the company's own domains in its tenant. Comma-separated.
+    # A first sign-in is matched to an employee by a verified e-mail only (auth/oidc.verified_email).
+    oidc_verified_email_domains: str = Field(default="", alias="OIDC_VERIFIED_EMAIL_DOMAINS")
     # Larger request bodies get 413 before they are read (limits.py): forms (sign-in, sign-out;
     # urlencoded or multipart) and every other body (the JSON API). An order is well under 1 KiB.
     max_json_body_bytes: int = Field(default=64 * 1024, ge=1, alias="MAX_JSON_BODY_BYTES")
@@ -121,6 +125,13 @@ class PortalSettings(ServiceSettings):
     @property
     def oidc_configured(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def oidc_verified_email_domain_set(self) -> frozenset[str]:
+        """OIDC_VERIFIED_EMAIL_DOMAINS as lower-case domains ("@demo.no, Demo.NO" is {"demo.no"})."""
+        return frozenset(
+            d.strip().lower().lstrip("@") for d in self.oidc_verified_email_domains.split(",") if d.strip()
+        )
 
     @property
     def oidc_redirect_uri(self) -> str:

@@ -1,6 +1,10 @@
 """'Bruk jobbkonto': OpenID Connect sign-in (authorization code flow with PKCE) against the company's
 identity provider, e.g. Microsoft Entra ID. The ID token is verified here (JWKS signature, iss, aud,
-exp, nonce) with joserfc, the JOSE library of the authlib project (authlib.jose is deprecated)."""
+exp, nonce) with joserfc, the JOSE library of the authlib project (authlib.jose is deprecated).
+
+Who signs in is the provider's `(iss, sub)`: bound to an employee the first time by a verified
+e-mail (from the ID token, else from UserInfo), found by that binding ever after (auth/accounts.py).
+`preferred_username` and `upn` never name anyone: a user can edit them in Entra ID."""
 
 from __future__ import annotations
 
@@ -21,14 +25,18 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from mport_shared.logging import get_logger
-from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from portal_api.auth.accounts import bind_by_email, bound_employee
+from portal_api.auth.refusals import SignInRefused
 from portal_api.auth.views import start_session
 from portal_api.deps import Db, Settings
 from portal_api.models import Employee
 from portal_api.pages.rendering import NEXT_PARAM, SIGN_IN_PATH, render, safe_next
 from portal_api.ratelimit import limit_sign_in
 from portal_api.settings import PortalSettings
+
+__all__ = ["Authentication", "OidcClient", "SignInRefused", "make_client", "router", "verified_email"]
 
 log = get_logger(__name__)
 
@@ -39,15 +47,17 @@ PENDING_TTL_S = 600
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 CLOCK_LEEWAY_S = 60
 METADATA_TTL_S = 3600
-
-
-class SignInRefused(Exception):
-    """The sign-in cannot go on; `reason` picks the message the employee sees (login.failed.<reason>)."""
-
-    def __init__(self, reason: str, *, log_detail: str = "", **values: str) -> None:
-        super().__init__(f"{reason}: {log_detail}" if log_detail else reason)
-        self.reason = reason
-        self.values = values
+# Authorization errors (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6) about the person, not the
+# set-up: they cancelled, or the provider wants them to do something first.
+USER_FACING_ERRORS = frozenset(
+    {
+        "access_denied",
+        "login_required",
+        "interaction_required",
+        "consent_required",
+        "account_selection_required",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +68,25 @@ class ProviderMetadata:
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    userinfo_endpoint: str | None
     signing_algorithms: tuple[str, ...]
     token_auth_methods: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What a completed code flow gives: the verified ID token's claims and the access token."""
+
+    claims: dict[str, Any]
+    access_token: str | None
+
+    @property
+    def issuer(self) -> str:
+        return str(self.claims["iss"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.claims["sub"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +124,52 @@ def s256_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def identity_email(claims: Mapping[str, Any]) -> str | None:
-    """The e-mail address that names the employee: `email`, else Entra's `preferred_username` or `upn`.
-
-    An `email` the provider itself says is unverified is not trusted."""
-    candidates = []
-    if claims.get("email_verified") is not False:
-        candidates.append(claims.get("email"))
-    candidates += [claims.get("preferred_username"), claims.get("upn")]
-    for value in candidates:
-        if isinstance(value, str) and "@" in value.strip():
-            return value.strip().lower()
+def claimed_email(claims: Mapping[str, Any]) -> str | None:
+    """The `email` claim, lower-cased, if it looks like an address. Only `email`: never Entra's
+    `preferred_username` or `upn`, which the user or a guest tenant controls."""
+    value = claims.get("email")
+    if isinstance(value, str) and "@" in value.strip():
+        return value.strip().lower()
     return None
+
+
+def _claim_is_true(value: object) -> bool:
+    # Some providers send booleans as strings ("true") in UserInfo.
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def verified_email(claims: Mapping[str, Any], *, trusted_domains: frozenset[str] = frozenset()) -> str:
+    """The e-mail that may find an employee at a first sign-in, or SignInRefused.
+
+    - `email_verified: true`: verified.
+    - `email_verified` present and anything else (false): refused, whatever the domain.
+    - no `email_verified` (Microsoft Entra ID never sends it): verified when Entra's optional claim
+      `xms_edov` (the e-mail's domain is verified in the tenant) is true, or when the address's
+      domain is one of `trusted_domains` (OIDC_VERIFIED_EMAIL_DOMAINS: the operator says this
+      provider is authoritative for it); refused otherwise."""
+    email = claimed_email(claims)
+    if email is None:
+        raise SignInRefused("no_email", log_detail=f"no e-mail claim for sub {claims.get('sub')!r}")
+    if "email_verified" in claims:
+        if _claim_is_true(claims["email_verified"]):
+            return email
+        raise SignInRefused(
+            "unverified_email", email=email, log_detail=f"email_verified is {claims['email_verified']!r}"
+        )
+    if _claim_is_true(claims.get("xms_edov")):
+        return email
+    domain = email.rpartition("@")[2]
+    if domain in trusted_domains:
+        return email
+    raise SignInRefused(
+        "unverified_email",
+        email=email,
+        log_detail=(
+            f"the provider sent no email_verified for an address at {domain}: if it is authoritative "
+            f"for {domain} (e.g. the company's own domain in its Entra ID tenant), add {domain} to "
+            "OIDC_VERIFIED_EMAIL_DOMAINS, or have Entra ID send the optional ID token claim xms_edov"
+        ),
+    )
 
 
 @dataclass
@@ -151,7 +212,7 @@ class OidcClient:
         separator = "&" if "?" in metadata.authorization_endpoint else "?"
         return f"{metadata.authorization_endpoint}{separator}{query}", pending
 
-    async def finish(self, *, params: Mapping[str, str], pending: PendingSignIn | None) -> dict[str, Any]:
+    async def finish(self, *, params: Mapping[str, str], pending: PendingSignIn | None) -> Authentication:
         """Check the callback against the pending sign-in, redeem the code, verify the ID token."""
         if pending is None or self.clock() - pending.started_at > PENDING_TTL_S:
             raise SignInRefused("expired", log_detail="no pending sign-in in this session, or too old")
@@ -163,9 +224,15 @@ class OidcClient:
         if "iss" in params and params["iss"] != metadata.issuer:
             raise SignInRefused("invalid_response", log_detail="iss in the response is another issuer")
         if params.get("error"):
-            raise SignInRefused(
-                "provider_error", detail=params["error"], log_detail=params.get("error_description", "")
-            )
+            error = params["error"]
+            description = _clip(params.get("error_description", ""))
+            if error not in USER_FACING_ERRORS:
+                # invalid_request, unauthorized_client, invalid_scope, server_error ...: nothing the
+                # employee can change; the administrator reads why in the log.
+                raise SignInRefused(
+                    "misconfigured", log_detail=f"the authorization endpoint answered {error}: {description}"
+                )
+            raise SignInRefused("provider_error", detail=error, log_detail=description)
         code = params.get("code")
         if not code:
             raise SignInRefused("invalid_response", log_detail="no code in the callback")
@@ -173,7 +240,48 @@ class OidcClient:
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise SignInRefused("invalid_response", log_detail="no id_token in the token response")
-        return await self.verify_id_token(id_token, nonce=pending.nonce)
+        claims = await self.verify_id_token(id_token, nonce=pending.nonce)
+        access_token = tokens.get("access_token")
+        if not isinstance(access_token, str):
+            access_token = None
+        return Authentication(claims=claims, access_token=access_token)
+
+    async def userinfo(self, authentication: Authentication) -> dict[str, Any]:
+        """The UserInfo claims (OpenID Connect Core §5.3) of the signed-in account; refused unless
+        their `sub` is the ID token's (§5.3.2: else they may be someone else's)."""
+        metadata = await self.metadata()
+        if metadata.userinfo_endpoint is None:
+            raise SignInRefused(
+                "no_email", log_detail="no e-mail in the ID token, and the provider has no userinfo_endpoint"
+            )
+        if authentication.access_token is None:
+            raise SignInRefused("invalid_response", log_detail="no access_token to ask UserInfo with")
+        try:
+            bearer = f"Bearer {authentication.access_token}"
+            response = await self.http.get(
+                metadata.userinfo_endpoint, headers={"Authorization": bearer, "Accept": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise SignInRefused("misconfigured", log_detail=f"userinfo endpoint: {_describe(exc)}") from exc
+        if response.status_code in (401, 403):
+            challenge = _clip(response.headers.get("www-authenticate", ""))
+            raise SignInRefused(
+                "invalid_response", log_detail=f"userinfo endpoint refused the access token: {challenge}"
+            )
+        claims = _json_or_empty(response)
+        if response.status_code != 200 or not claims:
+            raise SignInRefused(
+                "misconfigured",
+                log_detail=f"userinfo endpoint answered {response.status_code} "
+                f"({response.headers.get('content-type', 'no content type')}), not a JSON object",
+            )
+        if claims.get("sub") != authentication.subject:
+            raise SignInRefused(
+                "invalid_response",
+                log_detail=f"UserInfo is about sub {claims.get('sub')!r}, the ID token about "
+                f"{authentication.subject!r}",
+            )
+        return claims
 
     async def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         """OpenID Connect Core §3.1.3.7: signature by the provider's key, iss, aud (and azp), exp, nonce."""
@@ -211,20 +319,23 @@ class OidcClient:
         issuer = str(document.get("issuer", ""))
         # OpenID Connect Discovery §4.3: the document must be about the issuer we were configured with.
         if issuer.rstrip("/") != self.issuer.rstrip("/"):
-            raise SignInRefused("unavailable", log_detail=f"discovery names issuer {issuer!r}")
+            raise SignInRefused(
+                "misconfigured", log_detail=f"discovery at {url} names issuer {issuer!r}, not OIDC_ISSUER"
+            )
         try:
             self._metadata = ProviderMetadata(
                 issuer=issuer,
                 authorization_endpoint=str(document["authorization_endpoint"]),
                 token_endpoint=str(document["token_endpoint"]),
                 jwks_uri=str(document["jwks_uri"]),
+                userinfo_endpoint=str(document.get("userinfo_endpoint") or "") or None,
                 signing_algorithms=tuple(document.get("id_token_signing_alg_values_supported") or ("RS256",)),
                 token_auth_methods=tuple(
                     document.get("token_endpoint_auth_methods_supported") or ("client_secret_basic",)
                 ),
             )
         except KeyError as exc:
-            raise SignInRefused("unavailable", log_detail=f"discovery document lacks {exc}") from exc
+            raise SignInRefused("misconfigured", log_detail=f"discovery document lacks {exc}") from exc
         self._metadata_at = self.clock()
         self._keys = None
         return self._metadata
@@ -235,7 +346,7 @@ class OidcClient:
             try:
                 self._keys = KeySet.import_key_set(await self._get_json(metadata.jwks_uri))  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError) as exc:
-                raise SignInRefused("unavailable", log_detail=f"unusable JWKS: {exc}") from exc
+                raise SignInRefused("misconfigured", log_detail=f"unusable JWKS: {exc}") from exc
         return self._keys
 
     async def _redeem(self, metadata: ProviderMetadata, code: str, verifier: str) -> dict[str, Any]:
@@ -258,22 +369,44 @@ class OidcClient:
                 metadata.token_endpoint, data=form, auth=auth, headers={"Accept": "application/json"}
             )
         except httpx.HTTPError as exc:
-            raise SignInRefused("unavailable", log_detail=f"token endpoint: {exc}") from exc
-        if response.status_code != 200:
-            error = _json_or_empty(response).get("error", response.status_code)
-            raise SignInRefused("invalid_response", log_detail=f"token endpoint answered {error}")
-        return _json_or_empty(response)
+            raise SignInRefused("misconfigured", log_detail=f"token endpoint: {_describe(exc)}") from exc
+        body = _json_or_empty(response)
+        if response.status_code != 200 or not body:
+            error = str(body.get("error") or f"HTTP {response.status_code}")
+            # What the provider says about it, less anything we sent that must stay out of logs.
+            sent = (code, verifier, self.client_secret)
+            description = _clip(str(body.get("error_description", "")), secrets=sent)
+            # invalid_grant: the code ran out or was used (the employee can start over); anything
+            # else (invalid_client: a wrong secret, unauthorized_client, a 5xx ...) is the set-up.
+            reason = "invalid_response" if error == "invalid_grant" else "misconfigured"
+            answered = f"{error} (HTTP {response.status_code})"
+            raise SignInRefused(reason, log_detail=f"token endpoint answered {answered}: {description}")
+        return body
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
             response = await self.http.get(url, headers={"Accept": "application/json"})
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise SignInRefused("unavailable", log_detail=f"{url}: {exc}") from exc
+            raise SignInRefused("misconfigured", log_detail=f"{url}: {_describe(exc)}") from exc
         document = _json_or_empty(response)
         if not document:
-            raise SignInRefused("unavailable", log_detail=f"{url}: not a JSON object")
+            raise SignInRefused("misconfigured", log_detail=f"{url}: not a JSON object")
         return document
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    """An HTTP failure in words for the log: "ConnectError: [Errno 111] Connection refused"."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _clip(text: str, *, secrets: tuple[str, ...] = (), limit: int = 300) -> str:
+    """Someone else's text for our log: one line, bounded, without what must never be logged."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
@@ -287,9 +420,15 @@ def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
 router = APIRouter(prefix="/auth/oidc", tags=["auth"], include_in_schema=False)
 
 
+# What the employee sees for each refusal: 403 for who they are, 503 for our set-up, 400 otherwise.
+_STATUS = {"unknown_user": 403, "unverified_email": 403, "account_taken": 403, "no_email": 403}
+_STATUS |= {"misconfigured": 503, "not_configured": 503}
+
+
 def _refused(request: Request, refusal: SignInRefused) -> Response:
     log.warning("work account sign-in refused", reason=refusal.reason, detail=str(refusal))
-    status = 403 if refusal.reason == "unknown_user" else 503 if refusal.reason == "unavailable" else 400
+    # "Prøv igjen" only where trying again can help: not for the set-up nor for who someone is.
+    retry = refusal.reason in {"expired", "invalid_response", "provider_error"}
     return render(
         request,
         "error.html",
@@ -297,9 +436,9 @@ def _refused(request: Request, refusal: SignInRefused) -> Response:
             "title_key": "login.failed.title",
             "message_key": f"login.failed.{refusal.reason}",
             "message_values": refusal.values,
-            "retry_href": SIGN_IN_PATH,
+            "retry_href": SIGN_IN_PATH if retry else None,
         },
-        status_code=status,
+        status_code=_STATUS.get(refusal.reason, 400),
     )
 
 
@@ -326,13 +465,8 @@ async def oidc_callback(request: Request, db: Db, settings: Settings) -> Respons
     # One use only: a replayed callback finds nothing pending.
     pending = PendingSignIn.from_session(request.session.pop(PENDING_KEY, None))
     try:
-        claims = await client.finish(params=dict(request.query_params), pending=pending)
-        email = identity_email(claims)
-        if email is None:
-            raise SignInRefused("no_email", log_detail=f"no usable e-mail claim for sub {claims.get('sub')}")
-        employee = await db.scalar(select(Employee).where(func.lower(Employee.email) == email))
-        if employee is None:
-            raise SignInRefused("unknown_user", email=email)
+        authentication = await client.finish(params=dict(request.query_params), pending=pending)
+        employee = await employee_for(client, db, authentication, settings.oidc_verified_email_domain_set)
     except SignInRefused as refusal:
         return _refused(request, refusal)
     assert pending is not None  # finish() refused otherwise
@@ -340,6 +474,22 @@ async def oidc_callback(request: Request, db: Db, settings: Settings) -> Respons
     start_session(request, response, employee, secure=not settings.is_local)
     log.info("signed in with work account", employee_id=str(employee.id))
     return response
+
+
+async def employee_for(
+    client: OidcClient, db: AsyncSession, authentication: Authentication, trusted_domains: frozenset[str]
+) -> Employee:
+    """The employee bound to this account; at its first sign-in, the one its verified e-mail names
+    (from the ID token, or from UserInfo when the ID token carries none), bound from then on."""
+    issuer, subject = authentication.issuer, authentication.subject
+    employee = await bound_employee(db, issuer=issuer, subject=subject)
+    if employee is not None:
+        return employee
+    claims = authentication.claims
+    if claimed_email(claims) is None:
+        claims = await client.userinfo(authentication)
+    email = verified_email(claims, trusted_domains=trusted_domains)
+    return await bind_by_email(db, issuer=issuer, subject=subject, email=email)
 
 
 def make_client(settings: PortalSettings, http: httpx.AsyncClient) -> OidcClient:
