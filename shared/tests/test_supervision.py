@@ -14,10 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mport_shared.devstack import RestartPolicy, Stack, StackConfig, describe_exit, free_port
-from mport_shared.testing import MakeDatabase, wait_for
+from mport_shared.devstack import SIMULATORS, RestartPolicy, Stack, StackConfig, describe_exit, free_port
+from mport_shared.testing import MakeDatabase, sign_in_with_work_account, wait_for
 
-SERVICES = ("portal-api", "carrier-simulator", "order-worker", "sms-worker", "payroll-worker")
+SERVICES = (
+    "portal-api",
+    "carrier-simulator",
+    "identity-simulator",
+    "order-worker",
+    "sms-worker",
+    "payroll-worker",
+)
 MODULES = {name: name.replace("-", "_") for name in SERVICES}
 
 
@@ -30,7 +37,7 @@ def test_the_restart_delay_doubles_up_to_its_cap() -> None:
 
 
 async def _ready(port: int, name: str) -> bool:
-    path = "/healthz" if name == "carrier-simulator" else "/readyz"
+    path = "/healthz" if name in SIMULATORS else "/readyz"
     try:
         async with httpx.AsyncClient(timeout=2) as client:
             return (await client.get(f"http://127.0.0.1:{port}{path}")).status_code == 200
@@ -135,7 +142,8 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
     ports = {name: free_port() for name in SERVICES}
     var = tmp_path / "var"
     env = {
-        **os.environ,
+        # No provider of the developer's own: make run starts the identity simulator.
+        **{k: v for k, v in os.environ.items() if not k.startswith("OIDC_") and k != "PUBLIC_URL"},
         "AMQP_URL": amqp_url,
         "MPORT_VAR_DIR": str(var),
         **{f"{name.upper().replace('-', '_')}_PORT": str(port) for name, port in ports.items()},
@@ -160,6 +168,14 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
         seen.update(before.values())
         state_file = var / "carrier-simulator.json"
         assert f"CARRIER_SIM_STATE_FILE={state_file}" in _environ(before["carrier-simulator"])
+        # Bruk jobbkonto works out of the box: the portal signs Kari in through the simulator.
+        portal = f"http://127.0.0.1:{ports['portal-api']}"
+        assert f"OIDC_ISSUER=http://127.0.0.1:{ports['identity-simulator']}" in _environ(before["portal-api"])
+        async with httpx.AsyncClient(timeout=10) as browser:
+            landed = await sign_in_with_work_account(browser, portal, "kari.nordmann@demo.no")
+            assert landed.status_code == 303, landed.text
+            assert landed.headers["location"] == "/abonnement"
+            assert (await browser.get(f"{portal}/api/v1/me")).json()["name"] == "Kari Nordmann"
 
         os.kill(before["order-worker"], signal.SIGKILL)
 

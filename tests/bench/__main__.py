@@ -427,6 +427,7 @@ async def bench_sqlite_intake(amqp_url: str, work: Path) -> dict[str, Any]:
             },
             ports={n: free_port() for n in ("portal-api", "carrier-simulator", *SERVICES)},
             extra_env={"portal-api": {"PORTAL_MODE": "local", "LOG_LEVEL": "WARNING"}},
+            identity_simulator=False,  # the bench signs in with dev-login
         )
     )
     await stack.prepare("portal-api")
@@ -455,6 +456,7 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
                 "order-worker": {"LOG_LEVEL": "WARNING"},
                 "carrier-simulator": {"CARRIER_SIM_LOG_LEVEL": "WARNING"},
             },
+            identity_simulator=False,  # the bench signs in with dev-login
         )
     )
     await stack.seed_portal()

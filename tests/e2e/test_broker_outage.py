@@ -34,7 +34,14 @@ async def proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
 @pytest.fixture
 async def stack(amqp_url: str, make_database: MakeDatabase, proxy: TcpProxy) -> AsyncIterator[Stack]:
     """The whole system, every service reaching the broker only through the proxy."""
-    names = ("portal-api", "carrier-simulator", "order-worker", "sms-worker", "payroll-worker")
+    names = (
+        "portal-api",
+        "carrier-simulator",
+        "identity-simulator",
+        "order-worker",
+        "sms-worker",
+        "payroll-worker",
+    )
     stack = Stack(
         StackConfig(
             amqp_url=proxied_url(amqp_url, proxy),

@@ -1,14 +1,17 @@
 """Runs the whole system as local processes: `make run` uses it, and so do the end-to-end tests.
 
 Each service is a real process with its own database, talking to a real RabbitMQ; the carrier
-simulator is a real HTTP server. Output lines are prefixed with the service name. With a
-`RestartPolicy` the stack supervises its processes as an orchestrator would: one that exits on
-its own is started again after a growing delay while the rest keep running."""
+simulator and the identity simulator (the OpenID Connect provider behind "Bruk jobbkonto", unless
+the stack is told to use another provider) are real HTTP servers. Output lines are prefixed with
+the service name. With a `RestartPolicy` the stack supervises its processes as an orchestrator
+would: one that exits on its own is started again after a growing delay while the rest keep
+running."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -28,10 +31,14 @@ import httpx
 
 CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
 # Stand-ins for the systems outside mPort; stopped after the services that call them.
-SIMULATORS = frozenset({"carrier-simulator"})
+SIMULATORS = frozenset({"carrier-simulator", "identity-simulator"})
+# The portal's client at the identity simulator: well-known local development values.
+IDENTITY_CLIENT_ID = "mport-portal"
+IDENTITY_CLIENT_SECRET = "local-dev-secret"  # noqa: S105
 DEFAULT_PORTS: Mapping[str, int] = {
     "portal-api": 8000,
     "carrier-simulator": 8081,
+    "identity-simulator": 8083,
     "order-worker": 8091,
     "sms-worker": 8092,
     "payroll-worker": 8093,
@@ -55,6 +62,32 @@ class StackConfig:
     extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     log_json: bool = True
     log_dir: Path | None = None
+    # True: the identity simulator runs and the portal signs in with it ("Bruk jobbkonto" works out
+    # of the box). False: no simulator; the portal takes OIDC_* from the environment (or extra_env).
+    identity_simulator: bool = True
+    # Where browsers reach the portal (its OpenID Connect redirect URI is built on it); None: the
+    # portal's port on 127.0.0.1.
+    portal_public_url: str | None = None
+
+    @property
+    def public_url(self) -> str:
+        return (self.portal_public_url or f"http://127.0.0.1:{self.ports['portal-api']}").rstrip("/")
+
+    def identity_issuer(self) -> str:
+        return f"http://127.0.0.1:{self.ports['identity-simulator']}"
+
+    def identity_client(self) -> dict[str, object]:
+        """The portal as the identity simulator registers it: its callback and sign-in page, at its
+        public URL and (for a developer typing either) at 127.0.0.1 and localhost."""
+        port = self.ports["portal-api"]
+        bases = dict.fromkeys((self.public_url, f"http://127.0.0.1:{port}", f"http://localhost:{port}"))
+        return {
+            "client_id": IDENTITY_CLIENT_ID,
+            "client_secret": IDENTITY_CLIENT_SECRET,
+            "name": "mPort",
+            "redirect_uris": [f"{base}/auth/oidc/callback" for base in bases],
+            "post_logout_redirect_uris": [f"{base}/logg-inn" for base in bases],
+        }
 
     def specs(self) -> list[ProcessSpec]:
         p = self.ports
@@ -64,7 +97,8 @@ class StackConfig:
         def env(name: str, **values: str) -> dict[str, str]:
             return {**common, "HTTP_PORT": str(p[name]), **values, **self.extra_env.get(name, {})}
 
-        return [
+        portal_oidc: dict[str, str] = {}
+        simulators = [
             ProcessSpec(
                 "carrier-simulator",
                 "carrier_simulator",
@@ -75,6 +109,31 @@ class StackConfig:
                 },
                 migrate=False,
             ),
+        ]
+        if self.identity_simulator:
+            issuer = self.identity_issuer()
+            portal_oidc = {
+                "OIDC_ISSUER": issuer,
+                "OIDC_CLIENT_ID": IDENTITY_CLIENT_ID,
+                "OIDC_CLIENT_SECRET": IDENTITY_CLIENT_SECRET,
+            }
+            simulators.append(
+                ProcessSpec(
+                    "identity-simulator",
+                    "identity_simulator",
+                    p["identity-simulator"],
+                    {
+                        "IDENTITY_SIM_PORT": str(p["identity-simulator"]),
+                        "IDENTITY_SIM_ISSUER": issuer,
+                        "IDENTITY_SIM_CLIENTS": json.dumps([self.identity_client()]),
+                        "IDENTITY_SIM_LOG_JSON": common["LOG_JSON"],
+                        **self.extra_env.get("identity-simulator", {}),
+                    },
+                    migrate=False,
+                )
+            )
+        return [
+            *simulators,
             ProcessSpec(
                 "order-worker",
                 "order_worker",
@@ -90,7 +149,8 @@ class StackConfig:
             ProcessSpec("payroll-worker", "payroll_worker", p["payroll-worker"],
                         env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"])),
             ProcessSpec("portal-api", "portal_api", p["portal-api"],
-                        env("portal-api", DATABASE_URL=self.database_urls["portal-api"])),
+                        env("portal-api", DATABASE_URL=self.database_urls["portal-api"],
+                            PUBLIC_URL=self.public_url, **portal_oidc)),
         ]  # fmt: skip
 
 
@@ -231,7 +291,7 @@ class Stack:
 
     async def wait_ready(self, name: str, *, timeout_s: float) -> None:
         spec = self.specs[name]
-        path = "/healthz" if name == "carrier-simulator" else "/readyz"
+        path = "/healthz" if name in SIMULATORS else "/readyz"
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2) as client:
             while True:
@@ -368,9 +428,25 @@ def _ports_from_env() -> dict[str, int]:
     return ports
 
 
+def external_identity_provider(environ: Mapping[str, str]) -> str | None:
+    """The issuer of the company's own provider when `OIDC_ISSUER` is set (then no simulator runs
+    and the portal takes OIDC_* from the environment), else None. Stops with a message when the
+    client id to go with it is missing."""
+    issuer = environ.get("OIDC_ISSUER", "").strip()
+    if not issuer:
+        return None
+    if not environ.get("OIDC_CLIENT_ID", "").strip():
+        raise SystemExit(
+            f"OIDC_ISSUER is set ({issuer}), so make run uses that identity provider instead of the "
+            "simulator: set OIDC_CLIENT_ID (and OIDC_CLIENT_SECRET) too, or unset OIDC_ISSUER."
+        )
+    return issuer
+
+
 async def _run_local(amqp_url: str, var: Path) -> None:
     names = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
     listener_secret = os.environ.get("CARRIER_LISTENER_SECRET") or secrets.token_urlsafe(32)
+    external_issuer = external_identity_provider(os.environ)
     config = StackConfig(
         amqp_url=amqp_url,
         database_urls={n: os.environ.get(f"{_env_name(n)}_DATABASE_URL",
@@ -379,13 +455,22 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         extra_env={
             # The simulator keeps its orders across a restart, so a restarted worker still finds them.
             "carrier-simulator": {"CARRIER_SIM_STATE_FILE": str(var / "carrier-simulator.json")},
+            # One signing key for every run: a restarted simulator's ID tokens verify against the
+            # keys the portal already fetched.
+            "identity-simulator": {"IDENTITY_SIM_KEY_FILE": str(var / "identity-simulator-key.json")},
             # One listener token for the whole run: an order-worker restarted by the supervisor
             # takes over its predecessor's carrier listener, and the notifications it missed.
             "order-worker": {"CARRIER_LISTENER_SECRET": listener_secret},
         },
         log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
         log_dir=var / "log",
+        identity_simulator=external_issuer is None,
+        portal_public_url=os.environ.get("PUBLIC_URL", "").strip() or None,
     )  # fmt: skip
+    if external_issuer is None:
+        identity = f"  identity provider {config.identity_issuer()}  (the simulator: pick a person there)\n"
+    else:
+        identity = f"  identity provider {external_issuer}  (from OIDC_ISSUER)\n"
     stack = Stack(config, echo=sys.stdout, restart=RestartPolicy())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -398,7 +483,8 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         await stack.start()
         print(
             "\nmPort is running:\n"
-            f"  portal            {stack.url('portal-api')}  (sign in as kari.nordmann@demo.no)\n"
+            f"  portal            {config.public_url}  (Bruk jobbkonto, e.g. as Kari Nordmann)\n"
+            f"{identity}"
             f"  carrier simulator {stack.url('carrier-simulator')}{CARRIER_PATH}\n"
             f"  logs              {var / 'log'}\n"
             "A service that stops unexpectedly is restarted. Press Ctrl-C to stop.\n",

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import html
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -284,6 +286,7 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
+SIMULATOR_NAMES = ("carrier-simulator", "identity-simulator")
 _MIGRATIONS = {
     "portal-api": "portal_api:migrations",
     "order-worker": "order_worker:migrations",
@@ -307,7 +310,7 @@ async def make_stack(amqp_url: str, make_database: MakeDatabase) -> AsyncIterato
         config = StackConfig(
             amqp_url=amqp_url,
             database_urls=databases,
-            ports={n: free_port() for n in ("portal-api", "carrier-simulator", *_MIGRATIONS)},
+            ports={n: free_port() for n in (*SIMULATOR_NAMES, *_MIGRATIONS)},
             extra_env={"portal-api": {"PORTAL_MODE": "local"}, **(extra_env or {})},
             log_dir=Path("test-artifacts/logs") / uuid.uuid4().hex[:8],
         )
@@ -354,3 +357,33 @@ async def served(app: Callable[..., Awaitable[None]]) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+_SIGN_IN_ID = re.compile(r'name="sign_in" value="([^"]+)"')
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
+
+
+async def sign_in_with_work_account(
+    client: httpx.AsyncClient, portal_url: str, email: str, *, next_path: str = "/abonnement"
+) -> httpx.Response:
+    """"Bruk jobbkonto" as a browser goes through it against the identity simulator: the portal
+    sends it to the simulator's sign-in page, the person with `email` is picked there, and the
+    simulator sends it back to the portal's callback. Returns the callback's answer (a 303 to
+    `next_path` when the portal signed the person in)."""
+    login = await client.get(f"{portal_url}/auth/oidc/login", params={"neste": next_path})
+    assert login.status_code == 302, login.text
+    page = await client.get(login.headers["location"])
+    assert page.status_code == 200, page.text
+    button = re.search(
+        rf'name="person" value="([^"]+)">[^<]*<span class="email">{re.escape(email)}</span>', page.text
+    )
+    sign_in, action = _SIGN_IN_ID.search(page.text), _FORM_ACTION.search(page.text)
+    assert button, f"{email} is not on the sign-in page:\n{page.text}"
+    assert sign_in, page.text
+    assert action, page.text
+    decision = await client.post(
+        urljoin(str(page.url), html.unescape(action[1])),
+        data={"sign_in": html.unescape(sign_in[1]), "person": html.unescape(button[1])},
+    )
+    assert decision.status_code == 303, decision.text
+    return await client.get(decision.headers["location"])

@@ -1,0 +1,80 @@
+"""`make run` and the end-to-end stack point the portal at the identity simulator, unless the
+environment names the company's own provider (OIDC_ISSUER): then no simulator runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mport_shared.devstack import (
+    IDENTITY_CLIENT_ID,
+    IDENTITY_CLIENT_SECRET,
+    StackConfig,
+    external_identity_provider,
+)
+
+PORTS = {
+    "portal-api": 18000,
+    "carrier-simulator": 18081,
+    "identity-simulator": 18083,
+    "order-worker": 18091,
+    "sms-worker": 18092,
+    "payroll-worker": 18093,
+}
+SERVICES = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
+DATABASES = {n: f"sqlite+aiosqlite:///{n}.db" for n in SERVICES}
+
+
+def config(**values: object) -> StackConfig:
+    return StackConfig(amqp_url="amqp://x/", database_urls=DATABASES, ports=PORTS, **values)  # type: ignore[arg-type]
+
+
+def test_the_portal_signs_in_with_the_identity_simulator_on_its_port() -> None:
+    specs = {s.name: s for s in config().specs()}
+    simulator, portal = specs["identity-simulator"], specs["portal-api"]
+    assert simulator.module == "identity_simulator"
+    assert not simulator.migrate
+    assert simulator.env["IDENTITY_SIM_PORT"] == "18083"
+    assert simulator.env["IDENTITY_SIM_ISSUER"] == "http://127.0.0.1:18083"
+    assert portal.env["OIDC_ISSUER"] == "http://127.0.0.1:18083"
+    assert portal.env["OIDC_CLIENT_ID"] == IDENTITY_CLIENT_ID
+    assert portal.env["OIDC_CLIENT_SECRET"] == IDENTITY_CLIENT_SECRET
+    assert portal.env["PUBLIC_URL"] == "http://127.0.0.1:18000"
+    # The portal's redirect URI is registered with the simulator, for its port (moved off 8000).
+    [client] = json.loads(simulator.env["IDENTITY_SIM_CLIENTS"])
+    assert client["client_id"] == IDENTITY_CLIENT_ID
+    assert client["client_secret"] == IDENTITY_CLIENT_SECRET
+    assert client["redirect_uris"] == [
+        "http://127.0.0.1:18000/auth/oidc/callback",
+        "http://localhost:18000/auth/oidc/callback",
+    ]
+    assert "http://127.0.0.1:18000/logg-inn" in client["post_logout_redirect_uris"]
+
+
+def test_a_public_url_is_the_redirect_uri_and_extra_env_still_wins() -> None:
+    specs = {
+        s.name: s
+        for s in config(
+            portal_public_url="https://mport.example.test/",
+            extra_env={"identity-simulator": {"IDENTITY_SIM_EMAIL_IN_ID_TOKEN": "true"}},
+        ).specs()
+    }
+    assert specs["portal-api"].env["PUBLIC_URL"] == "https://mport.example.test"
+    [client] = json.loads(specs["identity-simulator"].env["IDENTITY_SIM_CLIENTS"])
+    assert client["redirect_uris"][0] == "https://mport.example.test/auth/oidc/callback"
+    assert specs["identity-simulator"].env["IDENTITY_SIM_EMAIL_IN_ID_TOKEN"] == "true"
+
+
+def test_with_another_provider_no_simulator_runs_and_the_portal_keeps_the_environments_oidc() -> None:
+    specs = {s.name: s for s in config(identity_simulator=False).specs()}
+    assert "identity-simulator" not in specs
+    assert not any(k.startswith("OIDC_") for k in specs["portal-api"].env)
+
+
+def test_make_run_uses_oidc_issuer_from_the_environment_when_it_is_set() -> None:
+    assert external_identity_provider({}) is None
+    assert external_identity_provider({"OIDC_ISSUER": "  "}) is None
+    issuer = "https://login.microsoftonline.com/tenant/v2.0"
+    assert external_identity_provider({"OIDC_ISSUER": issuer, "OIDC_CLIENT_ID": "app"}) == issuer
+    with pytest.raises(SystemExit, match="set OIDC_CLIENT_ID"):
+        external_identity_provider({"OIDC_ISSUER": issuer})
