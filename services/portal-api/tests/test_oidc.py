@@ -256,7 +256,12 @@ async def make_rig(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[
             **settings,
         }
         portal = create_app(
-            PortalSettings(database_url=database_url, amqp_url=amqp_url, public_url=PUBLIC_URL, **values),
+            PortalSettings(
+                database_url=database_url,
+                amqp_url=amqp_url,
+                public_url=values.pop("PUBLIC_URL", PUBLIC_URL),
+                **values,
+            ),
             oidc_transport=provider.transport(),
         )
         manager = LifespanManager(portal, startup_timeout=30, shutdown_timeout=30)
@@ -561,3 +566,24 @@ async def test_without_configuration_the_work_account_button_says_so(make_rig: M
         response = await client.get("/auth/oidc/login")
     assert response.status_code == 503
     assert "Innlogging med jobbkonto er ikke satt opp" in response.text
+
+
+async def test_locally_a_browser_on_another_loopback_name_is_sent_to_the_public_url_first(
+    make_rig: MakeRig,
+) -> None:
+    # PUBLIC_URL is 127.0.0.1; a developer typed localhost. The pending sign-in must be kept in the
+    # cookie of the host the provider sends the browser back to.
+    rig = await make_rig(PORTAL_MODE="local", PUBLIC_URL="http://127.0.0.1:8000")
+    transport = httpx.ASGITransport(app=rig.portal)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
+        response = await client.get("/auth/oidc/login?neste=/bestillinger")
+        assert response.status_code == 307
+        assert response.headers["location"] == "http://127.0.0.1:8000/auth/oidc/login?neste=/bestillinger"
+        on_public = await client.get(response.headers["location"])
+        assert on_public.status_code == 302
+        assert on_public.headers["location"].startswith(
+            "https://login.example.test/tenant-1/oauth2/v2.0/authorize?"
+        )
+    async with httpx.AsyncClient(transport=transport, base_url="http://mport.internal:8000") as client:
+        # Not a loopback name (a proxy, say): served where it is asked, never bounced.
+        assert (await client.get("/auth/oidc/login")).status_code == 302

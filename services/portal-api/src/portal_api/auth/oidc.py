@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 from fastapi import APIRouter, Depends, Request
@@ -442,12 +442,33 @@ def _refused(request: Request, refusal: SignInRefused) -> Response:
     )
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+
+
+def _on_the_public_url(request: Request, settings: PortalSettings) -> RedirectResponse | None:
+    """Locally, a browser on http://localhost:8000 while PUBLIC_URL says http://127.0.0.1:8000 would
+    keep the pending sign-in in a cookie the callback (on PUBLIC_URL) never sees: send it over to
+    PUBLIC_URL first. Only between loopback names in local mode, so no proxy can loop it."""
+    public = urlsplit(settings.public_url)
+    if not settings.is_local or request.url.hostname not in _LOOPBACK_HOSTS:
+        return None
+    if public.hostname not in _LOOPBACK_HOSTS or (request.url.scheme, request.url.netloc) == (
+        public.scheme,
+        public.netloc,
+    ):
+        return None
+    target = urlunsplit((public.scheme, public.netloc, request.url.path, request.url.query, ""))
+    return RedirectResponse(target, status_code=307)
+
+
 @router.get("/login", dependencies=[Depends(limit_sign_in)])
-async def oidc_login(request: Request) -> Response:
+async def oidc_login(request: Request, settings: Settings) -> Response:
     """Start "Bruk jobbkonto": off to the identity provider."""
     client: OidcClient | None = request.app.state.oidc
     if client is None:
         return _refused(request, SignInRefused("not_configured"))
+    if (moved := _on_the_public_url(request, settings)) is not None:
+        return moved
     try:
         url, pending = await client.begin(next_path=safe_next(request.query_params.get(NEXT_PARAM)))
     except SignInRefused as refusal:
