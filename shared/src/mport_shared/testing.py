@@ -366,7 +366,7 @@ _FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 async def sign_in_with_work_account(
     client: httpx.AsyncClient, portal_url: str, email: str, *, next_path: str = "/abonnement"
 ) -> httpx.Response:
-    """"Bruk jobbkonto" as a browser goes through it against the identity simulator: the portal
+    """Sign in with "Bruk jobbkonto" as a browser does against the identity simulator: the portal
     sends it to the simulator's sign-in page, the person with `email` is picked there, and the
     simulator sends it back to the portal's callback. Returns the callback's answer (a 303 to
     `next_path` when the portal signed the person in)."""
