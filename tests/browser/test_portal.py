@@ -518,7 +518,7 @@ async def test_a_refused_sign_in_is_an_accessible_page_that_says_why(page: Page,
     # An address typed at the identity simulator is another account, and not verified there.
     await page.goto(f"{stack.url('portal-api')}/logg-inn")
     await page.get_by_role("link", name="Bruk jobbkonto").click()
-    await page.get_by_label("E-postadresse").fill("kari.nordmann@demo.no")
+    await page.get_by_role("textbox", name="E-postadresse").fill("kari.nordmann@demo.no")
     await page.get_by_role("button", name="Logg inn med denne adressen").click()
     await expect(page.get_by_role("heading", name="Innloggingen mislyktes")).to_be_visible()
     await expect(page.locator(".error-message")).to_contain_text(
