@@ -564,7 +564,7 @@ async def test_without_configuration_the_work_account_button_says_so(make_rig: M
     rig = await make_rig(OIDC_ISSUER="", OIDC_CLIENT_ID="")
     async with rig.client() as client:
         response = await client.get("/auth/oidc/login")
-    assert response.status_code == 503
+    assert response.status_code == 400
     assert "Innlogging med jobbkonto er ikke satt opp" in response.text
 
 

@@ -421,8 +421,13 @@ router = APIRouter(prefix="/auth/oidc", tags=["auth"], include_in_schema=False)
 
 
 # What the employee sees for each refusal: 403 for who they are, 503 for our set-up, 400 otherwise.
-_STATUS = {"unknown_user": 403, "unverified_email": 403, "account_taken": 403, "no_email": 403}
-_STATUS |= {"misconfigured": 503, "not_configured": 503}
+_STATUS = {
+    "unknown_user": 403,
+    "unverified_email": 403,
+    "account_taken": 403,
+    "no_email": 403,
+    "misconfigured": 503,
+}
 
 
 def _refused(request: Request, refusal: SignInRefused) -> Response:
