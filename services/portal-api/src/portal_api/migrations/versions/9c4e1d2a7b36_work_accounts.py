@@ -1,7 +1,7 @@
 """work accounts: an employee bound to the identity provider's (iss, sub)
 
 Revision ID: 9c4e1d2a7b36
-Revises: 73803c7ae579
+Revises: c2e7a91d4f60
 Create Date: 2026-12-01 12:00:00.000000
 
 "Bruk jobbkonto" finds an employee by the provider's verified e-mail only the first time; the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = '9c4e1d2a7b36'
-down_revision: Union[str, Sequence[str], None] = '73803c7ae579'
+down_revision: Union[str, Sequence[str], None] = 'c2e7a91d4f60'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
