@@ -189,7 +189,8 @@ async def test_pages_send_a_signed_out_visitor_to_the_sign_in_page_and_the_api_a
         for path in PAGES:
             response = await client.get(path)
             assert response.status_code == 303, path
-            assert response.headers["location"] == f"/logg-inn?neste={path}"
+            # From the front page, sign-in lands on Abonnement (the default); elsewhere it returns.
+            assert response.headers["location"] == ("/logg-inn" if path == "/" else f"/logg-inn?neste={path}")
         for path in ("/api/v1/me", "/api/v1/orders", "/api/v1/events"):
             response = await client.get(path)
             assert response.status_code == 401, path
@@ -222,6 +223,12 @@ async def test_the_sign_in_page_offers_the_work_account_and_in_local_mode_the_de
     assert all(i.attrs["value"] == "/bestillinger" for i in page.find("input", name="next"))
     assert button_named(page, "Logg på som Kari Nordmann kari.nordmann@demo.no")
     assert "script-src 'self'" in response.headers["content-security-policy"]
+    async with portal.client() as client:
+        front_door = Html((await client.get("/logg-inn")).text)
+    # Come to the portal's front page: Bruk jobbkonto lands on Abonnement.
+    assert next(a for a in front_door.find("a") if a.text == "Bruk jobbkonto").attrs["href"] == (
+        "/auth/oidc/login?neste=/abonnement"
+    )
 
 
 async def test_outside_local_mode_there_is_no_development_sign_in(make_portal: MakePortal) -> None:

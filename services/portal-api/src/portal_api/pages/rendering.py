@@ -70,6 +70,10 @@ def safe_next(path: str | None, default: str = "/abonnement") -> str:
 
 def sign_in_redirect(request: Request) -> RedirectResponse:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if here == "/":
+        # The front door: after signing in, the employee lands where self-service is (Abonnement,
+        # the seed's step 2), not on the front page again.
+        return RedirectResponse(SIGN_IN_PATH, status_code=303)
     return RedirectResponse(f"{SIGN_IN_PATH}?{NEXT_PARAM}={quote(here, safe='/')}", status_code=303)
 
 
