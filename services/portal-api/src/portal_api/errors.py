@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     """Stable codes: clients and logs rely on them, so a code is never renamed or reused."""
 
     NOT_SIGNED_IN = "auth.not-signed-in"
+    SESSION_EXPIRED = "auth.session-expired"
     SELF_SERVICE_NOT_ACTIVATED = "self-service.not-activated"
     NO_SUBSCRIPTION = "order.no-subscription"
     UNKNOWN_PRODUCT = "order.unknown-product"

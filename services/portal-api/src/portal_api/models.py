@@ -1,5 +1,6 @@
-"""portal-api's tables: companies, people, subscriptions, catalog, policies and orders. The mapped
-classes are the entities the use cases work on; they need no session, so fakes hold them too."""
+"""portal-api's tables: companies, people, sign-in sessions, subscriptions, catalog, policies and
+orders. The mapped classes are the entities the use cases work on; they need no session, so fakes
+hold them too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -92,6 +94,20 @@ class WorkAccount(Base):
     bound_email: Mapped[str] = mapped_column(String(320))
     bound_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_sign_in_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WebSession(Base):
+    """A signed-in session (auth/sessions.py). The cookie carries a random token; this table holds
+    only its SHA-256, so a copy of the table gives nobody a live session."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    # Indexed: ending all of one employee's sessions (end_sessions_of) looks them up by employee.
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Moved on at most once a minute (SessionPolicy.touch_every), so a request costs no write.
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Subscription(Base):

@@ -51,7 +51,13 @@ TOO_MANY_EVENT_STREAMS = "request.too-many-event-streams"
 PROBLEM_TYPES: dict[str, ProblemType] = {
     ErrorCode.NOT_SIGNED_IN: ProblemType(
         slug="not-signed-in", status=401, title="Not signed in",
-        about="The request has no valid session. Sign in (Bruk jobbkonto) and try again.",
+        about="The request has no valid session (none, signed out, or ended for the employee). "
+        "Sign in (Bruk jobbkonto) and try again.",
+    ),
+    ErrorCode.SESSION_EXPIRED: ProblemType(
+        slug="session-expired", status=401, title="Session expired",
+        about="The session timed out: SESSION_IDLE_TIMEOUT_S without a request, or "
+        "SESSION_MAX_AGE_S since sign-in; `reason` is idle or max_age. Sign in again (Bruk jobbkonto).",
     ),
     ErrorCode.SELF_SERVICE_NOT_ACTIVATED: ProblemType(
         slug="self-service-not-activated", status=403, title="Self-service not activated",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Literal
 
 from limits import RateLimitItem, parse_many
 from mport_shared.settings import ServiceSettings
 from pydantic import Field, field_validator, model_validator
+
+from portal_api.auth.sessions import SessionPolicy
 
 # An employee places a handful of orders in a session; this stops a script, not a person.
 DEFAULT_ORDER_RATE_LIMIT = "10/minute;60/hour"
@@ -34,7 +37,11 @@ class PortalSettings(ServiceSettings):
     # local: development sign-in and the demo company; production: OpenID Connect only.
     mode: Literal["local", "production"] = Field(default="local", alias="PORTAL_MODE")
     session_secret: str = Field(default="", alias="SESSION_SECRET")
-    session_max_age_s: int = 8 * 3600
+    # A session ends after this long without a request, and this long after sign-in whatever
+    # happens (NIST SP 800-63B AAL2 and OWASP ASVS 3.3: 30 minutes idle, at most 12 hours; a
+    # working day is enough here). The idle timeout is kept to within a minute (TOUCH_EVERY).
+    session_idle_timeout_s: int = Field(default=30 * 60, ge=60, alias="SESSION_IDLE_TIMEOUT_S")
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, alias="SESSION_MAX_AGE_S")
     public_url: str = "http://127.0.0.1:8000"
     # "Bruk jobbkonto": OpenID Connect against the company's identity provider (e.g. Entra ID,
     # https://login.microsoftonline.com/<tenant>/v2.0). Unset: that button explains it is not set up.
@@ -76,6 +83,12 @@ class PortalSettings(ServiceSettings):
     def _secret_outside_local(self) -> PortalSettings:
         if self.mode != "local" and len(self.session_secret) < 32:
             raise ValueError("SESSION_SECRET must be set (at least 32 characters) outside local mode")
+        return self
+
+    @model_validator(mode="after")
+    def _idle_within_max_age(self) -> PortalSettings:
+        if self.session_idle_timeout_s > self.session_max_age_s:
+            raise ValueError("SESSION_IDLE_TIMEOUT_S must not be longer than SESSION_MAX_AGE_S")
         return self
 
     @model_validator(mode="after")
@@ -137,6 +150,20 @@ class PortalSettings(ServiceSettings):
     def oidc_redirect_uri(self) -> str:
         """Where the identity provider sends the browser back; register it with the provider."""
         return self.public_url.rstrip("/") + "/auth/oidc/callback"
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        return SessionPolicy(
+            idle_timeout=timedelta(seconds=self.session_idle_timeout_s),
+            max_age=timedelta(seconds=self.session_max_age_s),
+        )
+
+    @property
+    def session_cookie(self) -> str:
+        """`__Host-` outside local mode: the browser then takes the cookie only over HTTPS, for
+        Path=/ and without a Domain, so no other host (a sibling subdomain) can set or replace it.
+        Local mode runs on plain http, where a `__Host-` cookie would be refused."""
+        return "mport_session" if self.is_local else "__Host-mport_session"
 
     @property
     def effective_session_secret(self) -> str:
