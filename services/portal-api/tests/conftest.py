@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -18,6 +18,7 @@ from mport_shared.events import Billing, EmployeeCharge, Envelope, OrderKind, Or
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.topology import declare_exchange
 from mport_shared.testing import MakeDatabase
+from portal_api.auth.sessions import Clock, utc_now
 from portal_api.main import create_app
 from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
 from portal_api.settings import PortalSettings
@@ -43,18 +44,31 @@ async def sign_in(client: httpx.AsyncClient, email: str) -> str:
 MakePortal = Callable[..., Awaitable[Portal]]
 
 
+@dataclass
+class FakeClock:
+    """The portal's clock in a test: time moves only when the test says so."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 @pytest.fixture
 async def make_portal(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[MakePortal]:
     managers: list[LifespanManager] = []
 
-    async def make(**overrides: object) -> Portal:
+    async def make(*, clock: Clock = utc_now, **overrides: object) -> Portal:
         database_url = await make_database("portal_api:migrations")
         engine = create_engine(database_url)
         await seed(session_factory(engine))
         await engine.dispose()
         values: dict[str, object] = {"PORTAL_MODE": "local", **overrides}
         settings = PortalSettings(database_url=database_url, amqp_url=amqp_url, **values)  # type: ignore[arg-type]
-        app = create_app(settings)
+        app = create_app(settings, clock=clock)
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         managers.append(manager)

@@ -106,16 +106,16 @@ def test_a_cursor_made_with_another_secret_is_refused() -> None:
 
 def test_an_employee_gets_as_many_streams_as_the_cap_and_a_closed_one_frees_its_place() -> None:
     hub = LiveHub(max_per_employee=2)
-    first, second = hub.open(KARI_ID), hub.open(KARI_ID)
+    first, second = hub.open(KARI_ID, session=b"phone"), hub.open(KARI_ID, session=b"laptop")
     with pytest.raises(TooManyStreams):
-        hub.open(KARI_ID)
-    hub.open(HAKON_ID)  # a cap per employee, not for everyone
-    hub.close_stream(KARI_ID, first)
-    hub.close_stream(KARI_ID, first)  # twice is harmless
-    third = hub.open(KARI_ID)
+        hub.open(KARI_ID, session=b"phone")
+    hub.open(HAKON_ID, session=b"hakon")  # a cap per employee, not for everyone
+    hub.close_stream(KARI_ID, first, session=b"phone")
+    hub.close_stream(KARI_ID, first, session=b"phone")  # twice is harmless
+    third = hub.open(KARI_ID, session=b"phone")
     assert hub.open_streams(KARI_ID) == 2
-    for queue in (second, third):
-        hub.close_stream(KARI_ID, queue)
+    for queue, session in ((second, b"laptop"), (third, b"phone")):
+        hub.close_stream(KARI_ID, queue, session=session)
     assert hub.open_streams(KARI_ID) == 0
     assert not hub.watching(KARI_ID)
 

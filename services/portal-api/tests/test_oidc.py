@@ -295,8 +295,13 @@ async def test_a_good_id_token_signs_the_employee_in(rig: SignInRig) -> None:
         response = await client.get("/auth/oidc/callback", params=rig.provider.authorize(location))
         assert response.status_code == 303, response.text
         assert response.headers["location"] == "/bestillinger"
-        session = next(c for c in response.headers.get_list("set-cookie") if c.startswith("mport_session="))
+        # The __Host- prefix: the browser keeps it only if Secure, Path=/ and without a Domain.
+        session = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith("__Host-mport_session=")
+        )
         assert "secure" in session.lower()
+        assert "path=/;" in session.lower()
+        assert "domain" not in session.lower()
         assert "httponly" in session.lower()
         assert "samesite=lax" in session.lower()
         me = await client.get("/api/v1/me")

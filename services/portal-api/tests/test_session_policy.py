@@ -1,4 +1,5 @@
-"""When a session ends and when its last_seen_at moves, without I/O; the session settings."""
+"""When a session ends and when its last_seen_at moves, without I/O; the session settings; ending
+one session's event streams."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from portal_api.auth.sessions import (
     token_hash,
 )
 from portal_api.errors import ErrorCode, NotSignedIn
+from portal_api.live import STREAM_BUFFER, LiveHub, OrderUpdate
 from portal_api.settings import PortalSettings
 from pydantic import ValidationError
 
@@ -142,3 +144,19 @@ def test_the_cookie_has_the_host_prefix_outside_local_mode() -> None:
 def test_session_settings_that_make_no_sense_are_refused(values: dict[str, str], named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         settings(**values)
+
+
+def test_ending_a_session_ends_its_streams_and_no_others_even_a_stream_far_behind() -> None:
+    kari = uuid.uuid4()
+    hub = LiveHub()
+    phone, laptop = hub.open(kari, session=b"phone"), hub.open(kari, session=b"laptop")
+    for _ in range(STREAM_BUFFER):  # the phone's page has not read a thing: its queue is full
+        hub.publish(kari, OrderUpdate(order_id="o", status="submitted", product_code="p"))
+    hub.end_session(b"phone")
+    assert phone.qsize() == STREAM_BUFFER
+    assert [phone.get_nowait() for _ in range(STREAM_BUFFER)][-1] is None  # the end, last
+    assert all(laptop.get_nowait() is not None for _ in range(STREAM_BUFFER))
+    assert laptop.empty()
+    hub.close_stream(kari, phone, session=b"phone")
+    hub.end_session(b"phone")  # gone: nothing to end
+    assert phone.empty()

@@ -53,6 +53,12 @@ _NB: dict[str, str] = {
         "Kontakt mPort-administratoren."
     ),
     "login.try_again": "Prøv igjen",
+    "login.notice.signed_out": "Du er logget ut.",
+    "login.notice.idle": (
+        "Du ble logget ut fordi du ikke har vært aktiv på en stund. Logg på igjen for å fortsette."
+    ),
+    "login.notice.max_age": "Økten din er utløpt. Logg på igjen for å fortsette.",
+    "login.notice.ended": "Økten din er avsluttet. Logg på igjen for å fortsette.",
     "home.title": "Hjem",
     "home.greeting": "Hei, {name}",
     "home.company": "Du har mobilabonnement gjennom {company}.",
@@ -239,6 +245,10 @@ _EN: dict[str, str] = {
         "Contact the mPort administrator."
     ),
     "login.try_again": "Try again",
+    "login.notice.signed_out": "You are signed out.",
+    "login.notice.idle": "You were signed out after a while without activity. Sign in again to continue.",
+    "login.notice.max_age": "Your session has expired. Sign in again to continue.",
+    "login.notice.ended": "Your session has ended. Sign in again to continue.",
     "home.title": "Home",
     "home.greeting": "Hello, {name}",
     "home.company": "Your mobile subscription is provided by {company}.",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -30,7 +30,8 @@ from mport_shared.messaging.topology import declare_exchange
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from portal_api.deps import SignedIn, SignedInEmployee
+from portal_api.auth.sessions import session_alive
+from portal_api.deps import SignedIn, SignedInEmployee, clock, get_runtime, session_guard, session_policy
 from portal_api.errors import ErrorCode, NotSignedIn
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.problems import TOO_MANY_EVENT_STREAMS, problem_responses
@@ -38,6 +39,7 @@ from portal_api.ratelimit import TooManyRequests
 from portal_api.unit_of_work import SqlUnitsOfWork
 
 log = get_logger(__name__)
+K = TypeVar("K")
 
 STATUS_EVENTS = (
     OrderSubmitted.event_type,
@@ -50,6 +52,8 @@ KEEP_ALIVE_S = 15
 STREAM_BUFFER = 100
 # A hint only: a place frees up when another of the employee's pages closes its stream.
 STREAM_RETRY_AFTER_S = 30
+# One primary-key read per open stream this often: 500 open streams cost about 8 reads a second.
+SESSION_CHECK_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +79,21 @@ class TooManyStreams(Exception):
 
 @dataclass
 class LiveHub:
-    """The open event streams of this process, by employee: at most `max_per_employee` each."""
+    """The open event streams of this process, by employee (at most `max_per_employee` each) and
+    by sign-in session."""
 
     buffer: int = STREAM_BUFFER
     max_per_employee: int = 10
+    # How often an open stream checks that its session is alive (ended in another process, timed
+    # out, ended by an administrator); Logg ut in this process ends the session's streams at once.
+    session_check_s: float = SESSION_CHECK_S
     _streams: dict[uuid.UUID, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
+    _by_session: dict[bytes, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
 
-    def open(self, employee_id: uuid.UUID) -> asyncio.Queue[OrderUpdate | None]:
+    def open(self, employee_id: uuid.UUID, *, session: bytes) -> asyncio.Queue[OrderUpdate | None]:
         """A new stream's queue, or TooManyStreams. No await between the count and the add, so
-        concurrent requests cannot both take the last place."""
+        concurrent requests cannot both take the last place. `session` (the hash of its token)
+        lets end_session end it."""
         streams = self._streams.setdefault(employee_id, set())
         if len(streams) >= self.max_per_employee:
             if not streams:
@@ -91,14 +101,15 @@ class LiveHub:
             raise TooManyStreams
         queue: asyncio.Queue[OrderUpdate | None] = asyncio.Queue(maxsize=self.buffer)
         streams.add(queue)
+        self._by_session.setdefault(session, set()).add(queue)
         return queue
 
-    def close_stream(self, employee_id: uuid.UUID, queue: asyncio.Queue[OrderUpdate | None]) -> None:
+    def close_stream(
+        self, employee_id: uuid.UUID, queue: asyncio.Queue[OrderUpdate | None], *, session: bytes
+    ) -> None:
         """Give the stream's place back; closing one twice is harmless."""
-        streams = self._streams.get(employee_id, set())
-        streams.discard(queue)
-        if not streams:
-            self._streams.pop(employee_id, None)
+        _leave(self._streams, employee_id, queue)
+        _leave(self._by_session, session, queue)
 
     def open_streams(self, employee_id: uuid.UUID) -> int:
         return len(self._streams.get(employee_id, ()))
@@ -117,12 +128,34 @@ class LiveHub:
             except asyncio.QueueFull:
                 log.warning("live stream behind; update dropped", order_id=update.order_id)
 
+    def end_session(self, session: bytes) -> None:
+        """End the streams opened with this session (Logg ut)."""
+        for queue in self._by_session.get(session, ()):
+            _end(queue)
+
     def close(self) -> None:
         """End every stream (shutdown)."""
         for streams in self._streams.values():
             for queue in streams:
-                with suppress(asyncio.QueueFull):
-                    queue.put_nowait(None)
+                _end(queue)
+
+
+def _leave(
+    index: dict[K, set[asyncio.Queue[OrderUpdate | None]]], key: K, queue: asyncio.Queue[OrderUpdate | None]
+) -> None:
+    streams = index.get(key, set())
+    streams.discard(queue)
+    if not streams:
+        index.pop(key, None)
+
+
+def _end(queue: asyncio.Queue[OrderUpdate | None]) -> None:
+    try:
+        queue.put_nowait(None)
+    except asyncio.QueueFull:
+        # A stream this far behind: make room, the end matters more than an update it lags on.
+        queue.get_nowait()
+        queue.put_nowait(None)
 
 
 @dataclass
@@ -254,12 +287,20 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 async def _stream_owner(request: Request, who: SignedIn) -> uuid.UUID:
     """The signed-in employee, looked up in a unit of work of its own: a stream lives for hours
-    and must not hold the request's database connection all that time."""
+    and must not hold the request's database connection all that time. The session is checked in
+    the same query; opening a stream is no activity of the employee's (a page reconnects by
+    itself), so it does not move the session's last_seen_at."""
     units: SqlUnitsOfWork = request.app.state.units
-    async with units.new() as uow:
+    guard = session_guard(request)  # who came from the same cookie: there is one
+    async with units.new(guard=guard) as uow:
         if await uow.employees.exists(who.employee_id):
             return who.employee_id
     raise NotSignedIn()
+
+
+async def _session_alive(request: Request, session: bytes) -> bool:
+    async with get_runtime(request).sessions() as db:
+        return await session_alive(db, session, policy=session_policy(request), now=clock(request)())
 
 
 @router.get(
@@ -277,11 +318,12 @@ async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse
     and for each change in the carrier's progress while an order is with the carrier.
 
     One stream per open page; past MAX_EVENT_STREAMS_PER_EMPLOYEE at once (per portal process)
-    the next is refused with a 429 problem."""
+    the next is refused with a 429 problem. The stream ends when its session does (Logg ut, a
+    timeout, an administrator's change)."""
     employee_id = await _stream_owner(request, who)
     hub: LiveHub = request.app.state.live_hub
     try:
-        queue = hub.open(employee_id)
+        queue = hub.open(employee_id, session=who.session)
     except TooManyStreams:
         log.warning("event stream refused: too many open", employee_id=str(employee_id))
         raise TooManyRequests(
@@ -296,13 +338,22 @@ async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         yield ServerSentEvent(event="ready", data="{}", retry=3000)
-        while (update := await _next_update(queue, shutdown)) is not None:
+        while True:
+            try:
+                update = await asyncio.wait_for(_next_update(queue, shutdown), hub.session_check_s)
+            except TimeoutError:
+                if await _session_alive(request, who.session):
+                    continue
+                log.info("event stream ended with its session", employee_id=str(employee_id))
+                return
+            if update is None:
+                return
             yield ServerSentEvent(event="order", data=update.to_json())
 
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return _StreamResponse(
         stream(),
-        release=lambda: hub.close_stream(employee_id, queue),
+        release=lambda: hub.close_stream(employee_id, queue, session=who.session),
         ping=KEEP_ALIVE_S,
         headers=headers,
         shutdown_event=shutdown,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 import httpx
 import uvicorn
@@ -18,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from portal_api.auth.oidc import OidcClient, make_client
 from portal_api.auth.oidc import router as oidc_router
+from portal_api.auth.sessions import Clock, purge_sessions, utc_now
 from portal_api.auth.views import router as auth_router
 from portal_api.catalog.views import router as catalog_router
 from portal_api.limits import BodyLimitMiddleware
@@ -42,10 +44,15 @@ log = get_logger(__name__)
 
 
 def create_app(
-    settings: PortalSettings, *, oidc_transport: httpx.AsyncBaseTransport | None = None
+    settings: PortalSettings,
+    *,
+    oidc_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock = utc_now,
 ) -> FastAPI:
-    """The portal; `oidc_transport` lets a test put a fake identity provider behind "Bruk jobbkonto"."""
+    """The portal; `oidc_transport` lets a test put a fake identity provider behind "Bruk jobbkonto",
+    and `clock` lets it move time on for the sessions' timeouts."""
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PORTAL_API)
+    session_policy = settings.session_policy
     units = SqlUnitsOfWork(runtime.sessions, consumer=SERVICE)
     status = OrderStatusHandlers(units)
     runtime.handlers.update(status.handlers())
@@ -71,11 +78,17 @@ def create_app(
                 resources.callback(start_metrics_server(host=host, port=settings.metrics_port))
                 log.info("metrics served on a port of their own", host=host, port=settings.metrics_port)
             await runtime.start()
+            purging = asyncio.create_task(
+                purge_sessions(runtime.sessions, policy=session_policy, clock=clock), name="session-purge"
+            )
             try:
                 assert runtime.connection is not None
                 await live_feed.start(runtime.connection)
                 yield
             finally:
+                purging.cancel()
+                with suppress(asyncio.CancelledError):
+                    await purging
                 await live_feed.stop()
                 if oidc_http is not None:
                     await oidc_http.aclose()
@@ -96,6 +109,8 @@ def create_app(
     app.state.units = units
     app.state.live_hub = live_hub
     app.state.oidc = oidc
+    app.state.session_policy = session_policy
+    app.state.clock = clock
     install_problem_handlers(app)
     install_page_errors(app)
     install_rate_limits(app, settings)
@@ -103,7 +118,8 @@ def create_app(
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.effective_session_secret,
-        session_cookie="mport_session",
+        session_cookie=settings.session_cookie,
+        # The session itself ends by its record (auth/sessions.py); the cookie need not outlive it.
         max_age=settings.session_max_age_s,
         same_site="lax",
         https_only=not settings.is_local,

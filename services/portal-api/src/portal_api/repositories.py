@@ -1,6 +1,10 @@
 """The SQLAlchemy repositories behind unit_of_work.SqlAlchemyUnitOfWork: all the SQL of the use
-cases, queries and pages. (Signing in, auth/, still finds the employee by e-mail itself; the
-session work reshapes it.)"""
+cases, queries and pages. (Signing in, auth/, finds the employee by e-mail or work account itself.)
+
+A request's unit of work carries the session its cookie presents (auth.sessions.SessionGuard):
+reading the signed-in employee checks it in the same query, reading their orders first checks it
+with one primary-key read, once per request. Status events and other employees' records carry no
+guard."""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from mport_shared.db import insert_if_absent
 from mport_shared.events import Billing, Envelope, EventPayload, OrderKind
 from mport_shared.messaging.inbox import claim_message
 from mport_shared.messaging.outbox import add_all_to_outbox
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Select, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, raiseload
 
+from portal_api.auth.sessions import SessionGuard
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
 from portal_api.models import (
@@ -59,26 +64,40 @@ def forget_writes(session: AsyncSession) -> None:
 @dataclass(frozen=True, slots=True)
 class SqlEmployees:
     session: AsyncSession
+    guard: SessionGuard | None = None
 
     async def for_ordering(self, employee_id: uuid.UUID) -> Employee | None:
-        # One query: the company and its policy are joined with every employee; SIM cards are
-        # not loaded (placing an order reads none).
-        return await self.session.scalar(
+        # One query: the company and its policy are joined with every employee (and the session,
+        # when it is the signed-in one's); SIM cards are not loaded (placing an order reads none).
+        return await self._one(
             select(Employee)
             .where(Employee.id == employee_id)
             .options(
                 joinedload(Employee.subscription).options(
                     joinedload(Subscription.services), raiseload(Subscription.sim_cards)
                 )
-            )
+            ),
+            employee_id,
         )
 
     async def get(self, employee_id: uuid.UUID) -> Employee | None:
-        return await self.session.get(Employee, employee_id)
+        if self.guard is None or not self.guard.guards(employee_id):
+            return await self.session.get(Employee, employee_id)
+        return await self._one(select(Employee).where(Employee.id == employee_id), employee_id)
 
     async def exists(self, employee_id: uuid.UUID) -> bool:
-        found = await self.session.scalar(select(Employee.id).where(Employee.id == employee_id))
-        return found is not None
+        query = select(Employee).where(Employee.id == employee_id).options(raiseload(Employee.subscription))
+        return await self._one(query, employee_id) is not None
+
+    async def _one(self, query: Select[Employee], employee_id: uuid.UUID) -> Employee | None:
+        """The employee the query finds; for the signed-in employee, only through a live session
+        (SessionRefused otherwise), checked in this very query."""
+        guard = self.guard
+        if guard is None or not guard.guards(employee_id):
+            return await self.session.scalar(query)
+        row = (await self.session.execute(guard.fold(query))).unique().one_or_none()
+        guard.judge(None if row is None else (row[1], row[2]))
+        return row[0] if row is not None else None
 
     async def admins_of(self, company_id: uuid.UUID) -> Sequence[Employee]:
         query = (
@@ -194,11 +213,19 @@ _ORDERS: Table = Order.__table__  # type: ignore[assignment]
 @dataclass(frozen=True, slots=True)
 class SqlOrders:
     session: AsyncSession
+    guard: SessionGuard | None = None
 
     def add(self, order: Order) -> None:
         self.session.add(order)
 
+    async def _signed_in(self, employee_id: uuid.UUID) -> None:
+        # Before reading the signed-in employee's orders, unless the request has checked its
+        # session already (by loading the employee, as placing an order and the pages do).
+        if self.guard is not None and self.guard.guards(employee_id):
+            await self.guard.check(self.session)
+
     async def by_key(self, employee_id: uuid.UUID, idempotency_key: str) -> Order | None:
+        await self._signed_in(employee_id)
         return await self.session.scalar(
             select(Order).where(Order.employee_id == employee_id, Order.idempotency_key == idempotency_key)
         )
@@ -218,6 +245,7 @@ class SqlOrders:
         return await self.session.scalar(query.order_by(Order.created_at).limit(1))
 
     async def get(self, *, employee_id: uuid.UUID, order_id: uuid.UUID) -> Order | None:
+        await self._signed_in(employee_id)
         return await self.session.scalar(
             select(Order).where(Order.id == order_id, Order.employee_id == employee_id)
         )
@@ -225,6 +253,7 @@ class SqlOrders:
     async def of_employee(
         self, employee_id: uuid.UUID, *, after: Position | None = None, limit: int | None = None
     ) -> Sequence[Order]:
+        await self._signed_in(employee_id)
         # The employee_id index narrows the rows to this employee's, which are few enough (tens
         # to hundreds) to sort without an index of their own.
         query = select(Order).where(Order.employee_id == employee_id)

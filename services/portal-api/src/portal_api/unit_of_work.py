@@ -15,6 +15,7 @@ from mport_shared.events import Envelope, EventPayload
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portal_api.auth.sessions import SessionGuard
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
 from portal_api.models import OPEN_ORDER_INDEXES, Employee, Order, Subscription
@@ -162,25 +163,34 @@ class SqlUnitsOfWork:
     catalog: CatalogCache = field(default_factory=CatalogCache)
     consumer: str = "portal-api"
 
-    def on(self, session: AsyncSession) -> SqlAlchemyUnitOfWork:
-        return SqlAlchemyUnitOfWork(session, catalog=self.catalog, consumer=self.consumer)
+    def on(self, session: AsyncSession, *, guard: SessionGuard | None = None) -> SqlAlchemyUnitOfWork:
+        """`guard`: the signed-in session of the request, checked when it reads the employee."""
+        return SqlAlchemyUnitOfWork(session, catalog=self.catalog, consumer=self.consumer, guard=guard)
 
     @asynccontextmanager
-    async def new(self) -> AsyncIterator[SqlAlchemyUnitOfWork]:
+    async def new(self, *, guard: SessionGuard | None = None) -> AsyncIterator[SqlAlchemyUnitOfWork]:
         async with self.sessions() as session:
-            yield self.on(session)
+            yield self.on(session, guard=guard)
 
 
 class SqlAlchemyUnitOfWork:
     """A unit of work on one SQLAlchemy session (its caller closes it). Reads outside `async with`
     are fine: they change nothing, and the session's transaction ends with the session."""
 
-    def __init__(self, session: AsyncSession, *, catalog: CatalogCache, consumer: str) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        catalog: CatalogCache,
+        consumer: str,
+        guard: SessionGuard | None = None,
+    ) -> None:
         self.session = session
-        self.employees = SqlEmployees(session)
+        self.guard = guard
+        self.employees = SqlEmployees(session, guard)
         self.products = SqlProducts(session, catalog)
         self.policies = SqlPolicies(session)
-        self.orders = SqlOrders(session)
+        self.orders = SqlOrders(session, guard)
         self.subscriptions = SqlSubscriptions(session)
         self.messages = SqlMessages(session, consumer=consumer)
 

@@ -497,7 +497,7 @@ async def oidc_callback(request: Request, db: Db, settings: Settings) -> Respons
         return _refused(request, refusal)
     assert pending is not None  # finish() refused otherwise
     response = RedirectResponse(safe_next(pending.next_path), status_code=303)
-    start_session(request, response, employee, secure=not settings.is_local)
+    await start_session(request, response, employee, secure=not settings.is_local)
     log.info("signed in with work account", employee_id=str(employee.id))
     return response
 

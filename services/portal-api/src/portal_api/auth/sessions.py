@@ -119,13 +119,16 @@ class SessionGuard:
     policy: SessionPolicy
     now: datetime
     checked: bool = False
-    touch_due: bool = False  # last_seen_at is old enough to move on (deps.get_uow does it)
+    # What the request should write when it is done (deps.get_uow): last_seen_at is old enough to
+    # move on, or the session timed out and its record can go.
+    touch_due: bool = False
+    expired: bool = False
 
     def guards(self, employee_id: uuid.UUID) -> bool:
         """Whether reading this employee's things must check the session first."""
         return not self.checked and employee_id == self.employee_id
 
-    def fold(self, query: Select[tuple[Employee]]) -> Select[tuple[Employee, datetime, datetime]]:
+    def fold(self, query: Select[Employee]) -> Select[Employee, datetime, datetime]:
         """The query that loads the employee, joined with the session (inner: no session, no row)."""
         return query.add_columns(WebSession.created_at, WebSession.last_seen_at).join(
             WebSession,
@@ -138,6 +141,7 @@ class SessionGuard:
             raise SessionRefused(SessionEnd.ENDED, self.policy)
         created_at, last_seen_at = times
         if why := self.policy.ended(now=self.now, created_at=created_at, last_seen_at=last_seen_at):
+            self.expired = True
             raise SessionRefused(why, self.policy)
         self.touch_due = self.policy.needs_touch(now=self.now, last_seen_at=last_seen_at)
         self.checked = True
@@ -177,7 +181,11 @@ async def open_session(db: AsyncSession, *, employee_id: uuid.UUID, now: datetim
 
 async def end_session(db: AsyncSession, token: str) -> bool:
     """End the session of this token (every copy of its cookie); False if it had ended already."""
-    result = await db.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+    return await forget(db, token_hash(token))
+
+
+async def forget(db: AsyncSession, digest: bytes) -> bool:
+    result = await db.execute(delete(WebSession).where(WebSession.token_hash == digest))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

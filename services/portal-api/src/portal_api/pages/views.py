@@ -13,9 +13,18 @@ from fastapi.responses import Response
 from mport_shared.events import Billing, EmployeeCharge, OrderFailureCode, OrderKind
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from portal_api.auth.sessions import SessionEnd, SessionRefused
 from portal_api.catalog.products import Product
 from portal_api.catalog.service import Offer, offers_for
-from portal_api.deps import SignedIn, SignedInEmployee, Uow, signed_in
+from portal_api.deps import (
+    SESSION_NOTICE,
+    SIGNED_OUT,
+    SignedIn,
+    SignedInEmployee,
+    Uow,
+    forget_session,
+    signed_in,
+)
 from portal_api.employees import signed_in_employee
 from portal_api.errors import NotSignedIn
 from portal_api.i18n import Translator, pick_language
@@ -41,6 +50,7 @@ except ZoneInfoNotFoundError:  # a slim image without tzdata: show UTC rather th
     OSLO = None
 
 ButtonState = Literal["available", "pending", "active", "blocked"]
+SIGN_IN_NOTICES = frozenset({SIGNED_OUT, *SessionEnd})
 ORDERS_PATH = "/bestillinger"
 ORDERS_CURSOR_PARAM = "etter"
 
@@ -99,7 +109,8 @@ async def _signed_in_or_none(request: Request, uow: UnitOfWork) -> Employee | No
     """For the sign-in page, which anyone may see (it says so when someone is signed in)."""
     try:
         return await signed_in_employee(uow, (await signed_in(request)).employee_id)
-    except NotSignedIn:
+    except NotSignedIn as refused:
+        forget_session(request, refused)
         return None
 
 
@@ -203,13 +214,17 @@ async def sign_in_page(request: Request, uow: Uow) -> Response:
     if request.app.state.settings.is_local:
         # By company, so whoever tries one company against the other sees whose people are whose.
         people = list(await uow.employees.listed(50))
+    signed_in_now = await _signed_in_or_none(request, uow)
+    # Why the visitor is here (signed out, a session that ended): said once, then forgotten.
+    notice = request.session.pop(SESSION_NOTICE, None)
     return render(
         request,
         "login.html",
         {
             "people": people,
             "next": safe_next(request.query_params.get(NEXT_PARAM)),
-            "employee_signed_in": await _signed_in_or_none(request, uow),
+            "employee_signed_in": signed_in_now,
+            "notice": notice if notice in SIGN_IN_NOTICES and signed_in_now is None else None,
         },
     )
 
@@ -367,8 +382,10 @@ def install_page_errors(app: FastAPI) -> None:
 
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        forget_session(request, exc)
         if request.url.path.startswith("/api/"):
-            return problem_response(Problem.of(exc.code, exc.detail), request)
+            reason = {"reason": exc.why.value} if isinstance(exc, SessionRefused) else {}
+            return problem_response(Problem.of(exc.code, exc.detail, **reason), request)
         return sign_in_redirect(request)
 
     @app.exception_handler(StarletteHTTPException)
