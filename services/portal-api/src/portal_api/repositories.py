@@ -95,7 +95,7 @@ class SqlEmployees:
         guard = self.guard
         if guard is None or not guard.guards(employee_id):
             return await self.session.scalar(query)
-        row = (await self.session.execute(guard.fold(query))).unique().one_or_none()
+        row = (await self.session.execute(guard.fold(query), guard.params)).unique().one_or_none()
         guard.judge(None if row is None else (row[1], row[2]))
         return row[0] if row is not None else None
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from mport_shared.logging import get_logger
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal_api.errors import ErrorCode, NotSignedIn
@@ -108,6 +108,11 @@ def _why_text(why: SessionEnd, policy: SessionPolicy) -> str:
             return f"This session has ended (signed out, or ended by the mPort administrator). {again}"
 
 
+# Built once: the join condition, with the token hash as a parameter of each execution.
+_TOKEN_HASH = "session_token_hash"  # noqa: S105 (a parameter name)
+_SESSION_OF = and_(WebSession.employee_id == Employee.id, WebSession.token_hash == bindparam(_TOKEN_HASH))
+
+
 @dataclass(slots=True, kw_only=True)
 class SessionGuard:
     """The session a request's cookie presents, to be checked once, the first time the request
@@ -129,11 +134,13 @@ class SessionGuard:
         return not self.checked and employee_id == self.employee_id
 
     def fold(self, query: Select[Employee]) -> Select[Employee, datetime, datetime]:
-        """The query that loads the employee, joined with the session (inner: no session, no row)."""
-        return query.add_columns(WebSession.created_at, WebSession.last_seen_at).join(
-            WebSession,
-            and_(WebSession.employee_id == Employee.id, WebSession.token_hash == self.token_hash),
-        )
+        """The query that loads the employee, joined with the session (inner: no session, no row);
+        execute it with `params`."""
+        return query.add_columns(WebSession.created_at, WebSession.last_seen_at).join(WebSession, _SESSION_OF)
+
+    @property
+    def params(self) -> dict[str, bytes]:
+        return {_TOKEN_HASH: self.token_hash}
 
     def judge(self, times: tuple[datetime, datetime] | None) -> None:
         """(created_at, last_seen_at) of the session as read, or None when there is none."""
