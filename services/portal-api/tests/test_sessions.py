@@ -159,7 +159,7 @@ async def test_every_route_for_the_signed_in_refuses_a_session_that_has_ended(po
             assert (answer.json()["type"], answer.json()["reason"]) == (NOT_SIGNED_IN, "ended"), path
         else:
             assert answer.status_code == 303, (method, path)
-            assert answer.headers["location"].startswith("/logg-inn?neste="), path
+            assert answer.headers["location"].split("?")[0] == "/logg-inn", path
 
 
 async def test_an_old_cookie_replayed_after_logg_ut_is_refused_though_the_browser_forgot_it(
