@@ -60,7 +60,7 @@ def test_bad_bodies_are_refused(body: bytes, error: type[Exception]) -> None:
 
 def test_one_time_code_is_not_in_the_payload_repr() -> None:
     event = VerificationRequested(
-        verification_id=uuid.uuid4(), employee_id=uuid.uuid4(), msisdn="4791234567",
+        verification_id=uuid.uuid4(), company_id=uuid.uuid4(), employee_id=uuid.uuid4(), msisdn="4791234567",
         code="123456", expires_at=datetime.now(UTC),
     )  # fmt: skip
     assert "code=" not in repr(event)

@@ -118,10 +118,14 @@ class OrderFailed(EventPayload):
 
 
 class VerificationRequested(EventPayload):
-    """Carries a one-time code: the message expires with the code and is never logged."""
+    """Carries a one-time code: the message expires with the code and is never logged.
+
+    The code goes only to `msisdn`, the number the administrator registered; the sms-worker
+    writes the text of the SMS."""
 
     event_type: ClassVar[str] = "mport.verification.requested.v1"
     verification_id: uuid.UUID
+    company_id: uuid.UUID
     employee_id: uuid.UUID
     msisdn: Msisdn
     code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")] = Field(repr=False)
@@ -129,16 +133,36 @@ class VerificationRequested(EventPayload):
 
 
 class VerificationCodeSent(EventPayload):
+    """The SMS gateway accepted the SMS for delivery (or queued it for later)."""
+
     event_type: ClassVar[str] = "mport.verification.code_sent.v1"
     verification_id: uuid.UUID
     gateway_message_id: str
     sent_at: datetime
 
 
+class VerificationDelivered(EventPayload):
+    """The gateway reported the SMS delivered to the phone."""
+
+    event_type: ClassVar[str] = "mport.verification.delivered.v1"
+    verification_id: uuid.UUID
+    delivered_at: datetime
+
+
+class VerificationFailureCode(StrEnum):
+    """Why an SMS did not reach the phone, for clients to switch on (the reason is text for people)."""
+
+    REJECTED = "rejected"  # the gateway refused it for good (not routable, authorization)
+    UNDELIVERED = "undelivered"  # the gateway or the SMSC reported it not delivered
+    EXPIRED = "expired"  # the gateway stayed away until the code had expired
+    NOT_ALLOWED = "not_allowed"  # the number's country is not one we send to
+
+
 class VerificationDeliveryFailed(EventPayload):
     event_type: ClassVar[str] = "mport.verification.delivery_failed.v1"
     verification_id: uuid.UUID
     reason: str
+    reason_code: VerificationFailureCode = VerificationFailureCode.UNDELIVERED
     failed_at: datetime
 
 
@@ -152,6 +176,7 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
         OrderFailed,
         VerificationRequested,
         VerificationCodeSent,
+        VerificationDelivered,
         VerificationDeliveryFailed,
     )
 }

@@ -17,6 +17,7 @@ from mport_shared.events import (
     OrderProgressed,
     OrderSubmitted,
     VerificationCodeSent,
+    VerificationDelivered,
     VerificationDeliveryFailed,
     VerificationRequested,
 )
@@ -49,6 +50,7 @@ PORTAL_API = ServiceQueue(
         OrderCompleted.event_type,
         OrderFailed.event_type,
         VerificationCodeSent.event_type,
+        VerificationDelivered.event_type,
         VerificationDeliveryFailed.event_type,
     ),
 )
