@@ -67,8 +67,16 @@ class Employee(Base):
     name: Mapped[str] = mapped_column(String(200))
     employee_number: Mapped[str] = mapped_column(String(50))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Self-service is active once the employee has confirmed their number by SMS.
+    # Self-service is active once the employee has confirmed their number by SMS, as long as the
+    # administrator allows it: active implies allowed and a confirmed number.
     self_service_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The administrator's switch (PATCH /api/v1/admin/employees/{id}); off turns active off too.
+    self_service_allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # When the employee last confirmed the number they have now; cleared when the number changes.
+    phone_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Wrong codes in a row, over all of the employee's codes; at the limit only the administrator
+    # can unlock (setting it back to 0). A right code also sets it back to 0.
+    verification_failures: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     company: Mapped[Company] = relationship(lazy="joined")
     subscription: Mapped[Subscription | None] = relationship(

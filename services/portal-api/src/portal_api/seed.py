@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +16,10 @@ from portal_api.repositories import save_catalog
 
 DEMO_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000001")
 FJORD_COMPANY_ID = uuid.UUID("6d706f72-7400-4000-8000-000000000002")
+
+
+# When the demo people with active self-service confirmed their numbers.
+DEMO_VERIFIED_AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ async def seed_company(session: AsyncSession, company: DemoCompany) -> None:
                 employee_number=person.employee_number,
                 is_admin=person.is_admin,
                 self_service_active=person.self_service_active,
+                phone_verified_at=DEMO_VERIFIED_AT if person.self_service_active else None,
             )
         )
         await session.flush()
