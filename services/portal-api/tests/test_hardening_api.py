@@ -19,7 +19,7 @@ from .test_pages import event_stream, served
 
 pytestmark = pytest.mark.integration
 
-PRODUCTION = {"PORTAL_MODE": "production", "SESSION_SECRET": "s" * 40}
+PRODUCTION = {"PORTAL_MODE": "production", "SESSION_SECRET": "s" * 40, "VERIFICATION_CODE_SECRET": "v" * 40}
 HSTS = "max-age=31536000; includeSubDomains"
 
 

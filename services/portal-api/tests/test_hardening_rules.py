@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 KARI_ID = uuid.UUID("6d706f72-7400-4000-8000-000000001001")
 HAKON_ID = uuid.UUID("6d706f72-7400-4000-8000-000000001002")
-PRODUCTION = {"PORTAL_MODE": "production", "SESSION_SECRET": "s" * 40}
+PRODUCTION = {"PORTAL_MODE": "production", "SESSION_SECRET": "s" * 40, "VERIFICATION_CODE_SECRET": "v" * 40}
 
 
 def settings(**values: object) -> PortalSettings:

@@ -250,6 +250,7 @@ async def make_rig(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[
         values: dict[str, Any] = {
             "PORTAL_MODE": "production",
             "SESSION_SECRET": "s" * 40,
+            "VERIFICATION_CODE_SECRET": "v" * 40,
             "OIDC_ISSUER": ISSUER,
             "OIDC_CLIENT_ID": CLIENT_ID,
             "OIDC_CLIENT_SECRET": CLIENT_SECRET,

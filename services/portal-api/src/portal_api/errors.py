@@ -21,15 +21,37 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED_BY_POLICY = "order.not-allowed-by-policy"
     IDEMPOTENCY_KEY_REUSED = "order.idempotency-key-reused"
     ORDER_NOT_FOUND = "order.not-found"
+    # Phone verification by SMS one-time code (portal_api.verifications).
+    VERIFICATION_NOT_FOUND = "verification.not-found"
+    VERIFICATION_ALREADY_CONFIRMED = "verification.already-confirmed"
+    VERIFICATION_WRONG_CODE = "verification.wrong-code"
+    VERIFICATION_TOO_MANY_TRIES = "verification.too-many-tries"
+    VERIFICATION_CODE_EXPIRED = "verification.code-expired"
+    VERIFICATION_CODE_REPLACED = "verification.code-replaced"
+    VERIFICATION_CODE_DEAD = "verification.code-dead"
+    VERIFICATION_CODE_USED = "verification.code-used"
+    VERIFICATION_NUMBER_CHANGED = "verification.number-changed"
+    VERIFICATION_TOO_MANY_CODES = "verification.too-many-codes"
+    VERIFICATION_LOCKED = "verification.locked"
+    SMS_COUNTRY_NOT_ALLOWED = "verification.country-not-allowed"
+    SMS_BUDGET_SPENT = "verification.sms-budget-spent"
 
 
 class DomainError(Exception):
     """A use case's refusal: a stable `code` to act on and a `detail` in words for people."""
 
-    def __init__(self, code: ErrorCode, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str, **extensions: object) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
+        # Members the problem document carries besides detail (e.g. tries_left, retry_after_s:
+        # the latter also becomes the Retry-After header). Never a secret.
+        self.extensions = extensions
+
+    @property
+    def retry_after_s(self) -> int | None:
+        value = self.extensions.get("retry_after_s")
+        return value if isinstance(value, int) else None
 
 
 class NotSignedIn(DomainError):

@@ -275,4 +275,56 @@ OPEN_ORDER_INDEXES = (
 )
 
 
+class Verification(Base):
+    """A one-time code sent by SMS to confirm the employee's number (portal_api.verifications).
+    Only the code's HMAC is stored (verifications.domain.code_hmac), never the code."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        # One live code per employee, whatever two requests at once do (a new code replaces the
+        # old one in the same transaction that adds it).
+        Index(
+            "uq_verifications_pending",
+            "employee_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        # The per-number and per-company send limits count codes by creation time.
+        Index("ix_verifications_msisdn_created", "msisdn", "created_at"),
+        Index("ix_verifications_company_created", "company_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"))
+    # The number the code was sent to: confirming is refused once the subscription's differs.
+    msisdn: Mapped[str] = mapped_column(String(15))
+    code_hmac: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(20))  # a VerificationState
+    delivery_status: Mapped[str] = mapped_column(String(20))  # a DeliveryStatus
+    delivery_reason: Mapped[str | None] = mapped_column(Text)
+    delivery_reason_code: Mapped[str | None] = mapped_column(String(20))  # a VerificationFailureCode
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class VerificationRefusal(Base):
+    """A code the portal refused to send (a number abroad, the company's daily budget spent):
+    one row each, for the administrator to count (SMS pumping)."""
+
+    __tablename__ = "verification_refusals"
+    __table_args__ = (Index("ix_verification_refusals_company_created", "company_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"))
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id", ondelete="CASCADE"))
+    msisdn: Mapped[str] = mapped_column(String(15))
+    reason: Mapped[str] = mapped_column(String(30))  # a verifications.domain.RefusalReason
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 tables = messaging_tables(Base.metadata)

@@ -8,9 +8,10 @@ from typing import Literal
 
 from limits import RateLimitItem, parse_many
 from mport_shared.settings import ServiceSettings
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from portal_api.auth.sessions import SessionPolicy
+from portal_api.verifications.domain import CodeRules
 
 # An employee places a handful of orders in a session; this stops a script, not a person.
 DEFAULT_ORDER_RATE_LIMIT = "10/minute;60/hour"
@@ -29,6 +30,8 @@ def parse_rate_limit(value: str) -> tuple[RateLimitItem, ...]:
 
 
 _LOCAL_SESSION_SECRET = "local-development-only-" + secrets.token_hex(8)
+# Per process, like the session secret: a code asked for before a restart no longer matches.
+_LOCAL_VERIFICATION_SECRET = secrets.token_bytes(32)
 
 
 class PortalSettings(ServiceSettings):
@@ -78,12 +81,38 @@ class PortalSettings(ServiceSettings):
     # Where the counts live: in this process by default; any `limits` async storage, e.g.
     # "async+redis://host:6379" (its driver installed), to share them between portal replicas.
     rate_limit_storage_uri: str = Field(default="async+memory://", alias="RATE_LIMIT_STORAGE_URI")
+    # Phone verification (portal_api.verifications). The key of the one-time codes' HMAC: only
+    # the HMAC is stored, so without this key a copy of the table does not give the codes away.
+    verification_code_secret: SecretStr = Field(default=SecretStr(""), alias="VERIFICATION_CODE_SECRET")
+    # How long a code is valid (NIST SP 800-63B: at most 10 minutes for an out-of-band code).
+    verification_code_ttl_s: int = Field(default=600, ge=30, le=600, alias="VERIFICATION_CODE_TTL_S")
+    # Country prefixes (E.164 digits, comma-separated) the portal sends codes to: SMS pumping
+    # costs most on numbers abroad, and the demo companies' people are all in Norway.
+    sms_allowed_prefixes: str = Field(default="47", alias="SMS_ALLOWED_PREFIXES")
+    # Codes a company may be sent per day (since midnight UTC), whoever asks.
+    sms_daily_budget_per_company: int = Field(default=200, ge=0, alias="SMS_DAILY_BUDGET_PER_COMPANY")
+    # Where a developer reads the codes the SMS simulator "sent" (shown in local mode only).
+    sms_simulator_url: str = Field(default="http://127.0.0.1:8082", alias="SMS_SIMULATOR_URL")
 
     @model_validator(mode="after")
     def _secret_outside_local(self) -> PortalSettings:
         if self.mode != "local" and len(self.session_secret) < 32:
             raise ValueError("SESSION_SECRET must be set (at least 32 characters) outside local mode")
         return self
+
+    @model_validator(mode="after")
+    def _code_secret_outside_local(self) -> PortalSettings:
+        if self.mode != "local" and len(self.verification_code_secret.get_secret_value()) < 32:
+            raise ValueError("VERIFICATION_CODE_SECRET must be set (at least 32 characters) outside local mode")
+        return self
+
+    @field_validator("sms_allowed_prefixes")
+    @classmethod
+    def _prefixes_are_digits(cls, value: str) -> str:
+        prefixes = [p.strip().lstrip("+") for p in value.split(",") if p.strip()]
+        if not prefixes or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in prefixes):
+            raise ValueError(f"{value!r} is not a list of country prefixes such as '47' or '47,46'")
+        return value
 
     @model_validator(mode="after")
     def _idle_within_max_age(self) -> PortalSettings:
@@ -168,6 +197,26 @@ class PortalSettings(ServiceSettings):
     @property
     def effective_session_secret(self) -> str:
         return self.session_secret or _LOCAL_SESSION_SECRET
+
+    @property
+    def code_rules(self) -> CodeRules:
+        return CodeRules(
+            ttl=timedelta(seconds=self.verification_code_ttl_s),
+            allowed_prefixes=tuple(
+                p.strip().lstrip("+") for p in self.sms_allowed_prefixes.split(",") if p.strip()
+            ),
+            daily_budget_per_company=self.sms_daily_budget_per_company,
+        )
+
+    @property
+    def effective_verification_secret(self) -> bytes:
+        secret = self.verification_code_secret.get_secret_value()
+        return secret.encode() if secret else _LOCAL_VERIFICATION_SECRET
+
+    @property
+    def sms_messages_url(self) -> str:
+        """The SMS simulator's list of what it "sent", where a developer reads the code."""
+        return self.sms_simulator_url.rstrip("/") + "/messages"
 
     @property
     def is_local(self) -> bool:
