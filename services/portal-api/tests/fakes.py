@@ -9,15 +9,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from mport_shared.events import Envelope, EventPayload
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
-from portal_api.models import ActiveService, Employee, Order, Subscription
+from portal_api.models import ActiveService, Employee, Order, Subscription, Verification, VerificationRefusal
 from portal_api.orders.domain import ChangedOrder, Position, StatusChange, holds_the_place, takes_a_place
-from portal_api.unit_of_work import IdempotencyKeyTaken, PlaceTaken, UnitOfWork
+from portal_api.unit_of_work import IdempotencyKeyTaken, PendingVerificationTaken, PlaceTaken, UnitOfWork
+from portal_api.verifications.domain import DeliveryChange, DeliveryStatus, VerificationState
 
 
 @dataclass
@@ -143,11 +145,75 @@ class FakeSubscriptions:
 
 
 @dataclass
+class FakeVerifications:
+    """Verifications in memory. Changes to stored rows take effect at once (they are the same
+    objects a use case changes); new rows and refusals only at commit, where the one-pending-code
+    index is checked as the database would."""
+
+    stored: list[Verification] = field(default_factory=list)
+    pending: list[Verification] = field(default_factory=list)
+    refusals: list[VerificationRefusal] = field(default_factory=list)
+    pending_refusals: list[VerificationRefusal] = field(default_factory=list)
+    locked: list[uuid.UUID] = field(default_factory=list)
+
+    async def lock_employee(self, employee_id: uuid.UUID) -> None:
+        self.locked.append(employee_id)
+
+    def add(self, verification: Verification) -> None:
+        self.pending.append(verification)
+
+    def add_refusal(self, refusal: VerificationRefusal) -> None:
+        self.pending_refusals.append(refusal)
+
+    async def get(self, *, employee_id: uuid.UUID, verification_id: uuid.UUID) -> Verification | None:
+        return next(
+            (v for v in self.stored if v.id == verification_id and v.employee_id == employee_id), None
+        )
+
+    async def latest_of(self, employee_id: uuid.UUID) -> Verification | None:
+        mine = [v for v in self.stored if v.employee_id == employee_id]
+        return max(mine, key=lambda v: (v.created_at, v.id), default=None)
+
+    async def find(self, verification_id: uuid.UUID) -> Verification | None:
+        return next((v for v in self.stored if v.id == verification_id), None)
+
+    async def replace_pending(self, employee_id: uuid.UUID) -> None:
+        for v in self.stored:
+            if v.employee_id == employee_id and v.state == VerificationState.PENDING:
+                v.state = VerificationState.REPLACED.value
+
+    async def sent_to(self, msisdn: str, *, since: datetime) -> Sequence[datetime]:
+        return [v.created_at for v in self.stored if v.msisdn == msisdn and v.created_at > since]
+
+    async def made_for_company(self, company_id: uuid.UUID, *, since: datetime) -> int:
+        return sum(1 for v in self.stored if v.company_id == company_id and v.created_at >= since)
+
+    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
+        return [r for r in self.refusals if r.company_id == company_id and r.created_at >= since]
+
+    async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
+        v = await self.find(change.verification_id)
+        if v is None or not change.applies_to(DeliveryStatus(v.delivery_status)):
+            return None
+        v.delivery_status = change.to.value
+        v.delivery_reason = change.reason
+        v.delivery_reason_code = change.reason_code
+        v.delivery_updated_at = change.at
+        return v.employee_id
+
+    def conflict(self) -> PendingVerificationTaken | None:
+        live = [v.employee_id for v in (*self.stored, *self.pending) if v.state == VerificationState.PENDING]
+        return PendingVerificationTaken() if len(live) != len(set(live)) else None
+
+
+@dataclass
 class FakeMessages:
     handled: set[str] = field(default_factory=set)
     published: list[Envelope[EventPayload]] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
     staged: list[Envelope[EventPayload]] = field(default_factory=list)
+    # Each published message's expiry (its TTL), by envelope id.
+    expiry: dict[str, datetime | None] = field(default_factory=dict)
 
     async def claim(self, message_id: str) -> bool:
         if message_id in self.handled or message_id in self.claimed:
@@ -155,8 +221,9 @@ class FakeMessages:
         self.claimed.add(message_id)
         return True
 
-    def publish(self, envelope: Envelope[EventPayload]) -> None:
+    def publish(self, envelope: Envelope[EventPayload], *, expires_at: datetime | None = None) -> None:
         self.staged.append(envelope)
+        self.expiry[envelope.id] = expires_at
 
 
 @dataclass
@@ -166,6 +233,7 @@ class FakeUnitOfWork:
     policies: FakePolicies = field(default_factory=FakePolicies)
     subscriptions: FakeSubscriptions = field(default_factory=FakeSubscriptions)
     messages: FakeMessages = field(default_factory=FakeMessages)
+    verifications: FakeVerifications = field(default_factory=FakeVerifications)
     before_commit: Callable[[FakeUnitOfWork], None] | None = None
     commits: int = 0
     products: FakeProducts = field(init=False)
@@ -201,7 +269,14 @@ class FakeUnitOfWork:
             if conflict := self.orders.conflict(order):
                 await self.rollback()
                 raise conflict
+        if taken := self.verifications.conflict():
+            await self.rollback()
+            raise taken
         self.orders.stored.extend(self.orders.pending)
+        self.verifications.stored.extend(self.verifications.pending)
+        self.verifications.refusals.extend(self.verifications.pending_refusals)
+        self.verifications.pending.clear()
+        self.verifications.pending_refusals.clear()
         self.messages.published.extend(self.messages.staged)
         self.messages.handled |= self.messages.claimed
         self.orders.pending.clear()
@@ -210,6 +285,8 @@ class FakeUnitOfWork:
         self.commits += 1
 
     async def rollback(self) -> None:
+        self.verifications.pending.clear()
+        self.verifications.pending_refusals.clear()
         self.orders.pending.clear()
         self.messages.staged.clear()
         self.messages.claimed.clear()

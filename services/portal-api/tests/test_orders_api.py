@@ -193,7 +193,9 @@ async def test_another_employees_order_is_not_found(portal: Portal) -> None:
 
 
 async def test_dev_login_does_not_exist_outside_local_mode(make_portal: object) -> None:
-    portal = await make_portal(PORTAL_MODE="production", SESSION_SECRET="x" * 40, VERIFICATION_CODE_SECRET="v" * 40)  # type: ignore[operator]
+    portal = await make_portal(
+        PORTAL_MODE="production", SESSION_SECRET="x" * 40, VERIFICATION_CODE_SECRET="v" * 40
+    )  # type: ignore[operator]
     async with portal.client() as client:
         response = await client.post("/auth/dev-login", data={"email": KARI})
     assert response.status_code == 404

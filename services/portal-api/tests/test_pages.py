@@ -232,7 +232,9 @@ async def test_the_sign_in_page_offers_the_work_account_and_in_local_mode_the_de
 
 
 async def test_outside_local_mode_there_is_no_development_sign_in(make_portal: MakePortal) -> None:
-    portal = await make_portal(PORTAL_MODE="production", SESSION_SECRET="s" * 40, VERIFICATION_CODE_SECRET="v" * 40)
+    portal = await make_portal(
+        PORTAL_MODE="production", SESSION_SECRET="s" * 40, VERIFICATION_CODE_SECRET="v" * 40
+    )
     async with portal.client() as client:
         page = Html((await client.get("/logg-inn")).text)
         login = await client.post("/auth/dev-login", data={"email": KARI.email})

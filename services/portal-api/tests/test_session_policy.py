@@ -129,7 +129,9 @@ def test_the_session_settings_have_sensible_defaults() -> None:
 
 def test_the_cookie_has_the_host_prefix_outside_local_mode() -> None:
     assert settings().session_cookie == "mport_session"  # plain http locally: no __Host- there
-    production = settings(PORTAL_MODE="production", SESSION_SECRET="s" * 40, VERIFICATION_CODE_SECRET="v" * 40)
+    production = settings(
+        PORTAL_MODE="production", SESSION_SECRET="s" * 40, VERIFICATION_CODE_SECRET="v" * 40
+    )
     assert production.session_cookie == "__Host-mport_session"
 
 

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     # Phone verification by SMS one-time code (portal_api.verifications).
     VERIFICATION_NOT_FOUND = "verification.not-found"
     VERIFICATION_ALREADY_CONFIRMED = "verification.already-confirmed"
+    VERIFICATION_BUSY = "verification.busy"
     VERIFICATION_WRONG_CODE = "verification.wrong-code"
     VERIFICATION_TOO_MANY_TRIES = "verification.too-many-tries"
     VERIFICATION_CODE_EXPIRED = "verification.code-expired"

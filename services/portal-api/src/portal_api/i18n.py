@@ -137,6 +137,58 @@ _NB: dict[str, str] = {
     "status.submitted": "Under behandling hos operatøren",
     "status.completed": "Bestilt",
     "status.failed": "Feilet",
+    "verify.title": "Bekreft telefonnummer for {name}",
+    "verify.registered": "Registrert telefonnummer",
+    "verify.intro": "Klikk på knappen nedenfor for å få tilsendt engangskode på SMS for å bekrefte",
+    "verify.send": "Send engangskode på SMS",
+    "verify.send_again": "Send ny engangskode på SMS",
+    "verify.wrong_number": "Hvis nummeret er feil, vennligst kontakt din mPort administrator.",
+    "verify.code_label": "Legg inn engangskode mottatt på SMS",
+    "verify.code_hint": "6 siffer. Koden gjelder til kl. {time}.",
+    "verify.confirm": "Bekreft telefonnummer",
+    "verify.confirmed": "Ditt telefonnummer er bekreftet.",
+    "verify.ok": "Ok",
+    "verify.not_allowed_by_admin": (
+        "Selvbetjening er slått av for deg av din mPort administrator, "
+        "så boksen for selvbetjening vises ikke."
+    ),
+    "verify.sent_notice": "Engangskoden er på vei til telefonen din.",
+    "verify.delivery.requested": "Engangskoden sendes …",
+    "verify.delivery.sent": "SMS-en med engangskoden er sendt.",
+    "verify.delivery.delivered": "SMS-en med engangskoden er levert til telefonen din.",
+    "verify.delivery.failed": "SMS-en med engangskoden kom ikke fram: {reason}",
+    "verify.failed.rejected": "SMS-tjenesten avviste meldingen.",
+    "verify.failed.undelivered": "meldingen kunne ikke leveres til telefonen.",
+    "verify.failed.expired": "koden gikk ut før SMS-en kunne sendes.",
+    "verify.failed.not_allowed": "vi sender ikke SMS til nummer i dette landet.",
+    "verify.failed.ask_again": "Be om en ny kode, eller kontakt din mPort administrator.",
+    "verify.tries_left": "{tries} forsøk igjen.",
+    "verify.wait": "Du kan be om en ny kode om {wait}.",
+    "verify.local": "Lokal modus: SMS-ene som «sendes» kan leses hos SMS-simulatoren:",
+    "verify.problem.wrong_code": "Feil kode. Du har {tries} forsøk igjen med denne koden.",
+    "verify.problem.too_many_tries": (
+        "Feil kode for mange ganger: koden virker ikke lenger. Be om en ny kode."
+    ),
+    "verify.problem.expired": "Koden er utløpt. Be om en ny kode.",
+    "verify.problem.replaced": "Det er sendt en nyere kode. Bruk den nyeste koden.",
+    "verify.problem.dead": "Koden er tastet feil for mange ganger. Be om en ny kode.",
+    "verify.problem.used": "Koden er allerede brukt.",
+    "verify.problem.number_changed": (
+        "Telefonnummeret ditt er endret siden koden ble sendt. Be om en ny kode."
+    ),
+    "verify.problem.too_many_codes": "Du har bedt om for mange koder. Prøv igjen om {wait}.",
+    "verify.problem.locked": (
+        "For mange feil koder på rad. Din mPort administrator må låse opp bekreftelsen for deg."
+    ),
+    "verify.problem.country": (
+        "Vi sender ikke SMS til nummer i dette landet. Kontakt din mPort administrator."
+    ),
+    "verify.problem.budget": (
+        "Bedriften har brukt opp dagens kvote av SMS-koder. Prøv igjen om {wait}, eller kontakt din "
+        "mPort administrator."
+    ),
+    "verify.problem.busy": "En kode er allerede på vei. Bruk koden som kommer.",
+    "verify.problem.generic": "Noe gikk galt. Prøv igjen.",
     "orders.title": "Mine bestillinger",
     "orders.empty": "Du har ingen bestillinger ennå.",
     "orders.col.date": "Dato",
@@ -329,6 +381,58 @@ _EN: dict[str, str] = {
     "status.submitted": "In progress with the operator",
     "status.completed": "Ordered",
     "status.failed": "Failed",
+    "verify.title": "Confirm phone number for {name}",
+    "verify.registered": "Registered phone number",
+    "verify.intro": "Click the button below to receive a one-time code by SMS to confirm",
+    "verify.send": "Send one-time code by SMS",
+    "verify.send_again": "Send a new one-time code by SMS",
+    "verify.wrong_number": "If the number is wrong, please contact your mPort administrator.",
+    "verify.code_label": "Enter the one-time code received by SMS",
+    "verify.code_hint": "6 digits. The code is valid until {time}.",
+    "verify.confirm": "Confirm phone number",
+    "verify.confirmed": "Your phone number is confirmed.",
+    "verify.ok": "Ok",
+    "verify.not_allowed_by_admin": (
+        "Your mPort administrator has switched self-service off for you, "
+        "so the self-service box is not shown."
+    ),
+    "verify.sent_notice": "The one-time code is on its way to your phone.",
+    "verify.delivery.requested": "Sending the one-time code …",
+    "verify.delivery.sent": "The SMS with the one-time code has been sent.",
+    "verify.delivery.delivered": "The SMS with the one-time code has been delivered to your phone.",
+    "verify.delivery.failed": "The SMS with the one-time code did not arrive: {reason}",
+    "verify.failed.rejected": "the SMS service refused the message.",
+    "verify.failed.undelivered": "the message could not be delivered to the phone.",
+    "verify.failed.expired": "the code expired before the SMS could be sent.",
+    "verify.failed.not_allowed": "we do not send SMS to numbers in this country.",
+    "verify.failed.ask_again": "Ask for a new code, or contact your mPort administrator.",
+    "verify.tries_left": "{tries} tries left.",
+    "verify.wait": "You can ask for a new code in {wait}.",
+    "verify.local": 'Local mode: the SMS messages "sent" can be read at the SMS simulator:',
+    "verify.problem.wrong_code": "Wrong code. You have {tries} tries left with this code.",
+    "verify.problem.too_many_tries": (
+        "Wrong code too many times: the code no longer works. Ask for a new code."
+    ),
+    "verify.problem.expired": "The code has expired. Ask for a new code.",
+    "verify.problem.replaced": "A newer code has been sent. Use the newest code.",
+    "verify.problem.dead": "The code was typed wrong too many times. Ask for a new code.",
+    "verify.problem.used": "The code has been used already.",
+    "verify.problem.number_changed": (
+        "Your phone number has changed since the code was sent. Ask for a new code."
+    ),
+    "verify.problem.too_many_codes": "You have asked for too many codes. Try again in {wait}.",
+    "verify.problem.locked": (
+        "Too many wrong codes in a row. Your mPort administrator must unlock confirmation for you."
+    ),
+    "verify.problem.country": (
+        "We do not send SMS to numbers in this country. Contact your mPort administrator."
+    ),
+    "verify.problem.budget": (
+        "Your company has used up today's SMS codes. Try again in {wait}, "
+        "or contact your mPort administrator."
+    ),
+    "verify.problem.busy": "A code is already on its way. Use the code that arrives.",
+    "verify.problem.generic": "Something went wrong. Try again.",
     "orders.title": "My orders",
     "orders.empty": "You have no orders yet.",
     "orders.col.date": "Date",
@@ -412,6 +516,7 @@ _JS_GROUPS = {
     "charge",
     "product",
     "failure",
+    "verify",
 }
 JS_KEYS: Final = tuple(key for key in _NB if key.split(".")[0] in _JS_GROUPS)
 

@@ -1,5 +1,6 @@
-"""Live order status for the pages: every portal process copies status events from the broker
-into the server-sent event streams of the employees signed in to it (`GET /api/v1/events`)."""
+"""Live order and verification status for the pages: every portal process copies status events
+from the broker into the server-sent event streams of the employees signed in to it
+(`GET /api/v1/events`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -23,6 +24,9 @@ from mport_shared.events import (
     OrderFailed,
     OrderProgressed,
     OrderSubmitted,
+    VerificationCodeSent,
+    VerificationDelivered,
+    VerificationDeliveryFailed,
     parse_envelope,
 )
 from mport_shared.logging import get_logger
@@ -37,6 +41,7 @@ from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.problems import TOO_MANY_EVENT_STREAMS, problem_responses
 from portal_api.ratelimit import TooManyRequests
 from portal_api.unit_of_work import SqlUnitsOfWork
+from portal_api.verifications.domain import DeliveryEvent, delivery_change
 
 log = get_logger(__name__)
 K = TypeVar("K")
@@ -46,6 +51,9 @@ STATUS_EVENTS = (
     OrderProgressed.event_type,
     OrderCompleted.event_type,
     OrderFailed.event_type,
+    VerificationCodeSent.event_type,
+    VerificationDelivered.event_type,
+    VerificationDeliveryFailed.event_type,
 )
 KEEP_ALIVE_S = 15
 # A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
@@ -60,6 +68,7 @@ SESSION_CHECK_S = 60.0
 class OrderUpdate:
     """What a page is told about an order: the data of one `order` server-sent event."""
 
+    event: ClassVar[str] = "order"
     order_id: str
     status: str
     product_code: str
@@ -71,6 +80,31 @@ class OrderUpdate:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    @property
+    def subject(self) -> str:
+        return self.order_id
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationUpdate:
+    """How far a one-time code's SMS got: the data of one `verification` server-sent event."""
+
+    event: ClassVar[str] = "verification"
+    verification_id: str
+    delivery_status: str  # requested, sent, delivered, failed
+    delivery_reason: str | None = None
+    delivery_reason_code: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @property
+    def subject(self) -> str:
+        return self.verification_id
+
+
+LiveUpdate = OrderUpdate | VerificationUpdate
 
 
 class TooManyStreams(Exception):
@@ -87,10 +121,10 @@ class LiveHub:
     # How often an open stream checks that its session is alive (ended in another process, timed
     # out, ended by an administrator); Logg ut in this process ends the session's streams at once.
     session_check_s: float = SESSION_CHECK_S
-    _streams: dict[uuid.UUID, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
-    _by_session: dict[bytes, set[asyncio.Queue[OrderUpdate | None]]] = field(default_factory=dict)
+    _streams: dict[uuid.UUID, set[asyncio.Queue[LiveUpdate | None]]] = field(default_factory=dict)
+    _by_session: dict[bytes, set[asyncio.Queue[LiveUpdate | None]]] = field(default_factory=dict)
 
-    def open(self, employee_id: uuid.UUID, *, session: bytes) -> asyncio.Queue[OrderUpdate | None]:
+    def open(self, employee_id: uuid.UUID, *, session: bytes) -> asyncio.Queue[LiveUpdate | None]:
         """A new stream's queue, or TooManyStreams. No await between the count and the add, so
         concurrent requests cannot both take the last place. `session` (the hash of its token)
         lets end_session end it."""
@@ -99,13 +133,13 @@ class LiveHub:
             if not streams:
                 self._streams.pop(employee_id, None)
             raise TooManyStreams
-        queue: asyncio.Queue[OrderUpdate | None] = asyncio.Queue(maxsize=self.buffer)
+        queue: asyncio.Queue[LiveUpdate | None] = asyncio.Queue(maxsize=self.buffer)
         streams.add(queue)
         self._by_session.setdefault(session, set()).add(queue)
         return queue
 
     def close_stream(
-        self, employee_id: uuid.UUID, queue: asyncio.Queue[OrderUpdate | None], *, session: bytes
+        self, employee_id: uuid.UUID, queue: asyncio.Queue[LiveUpdate | None], *, session: bytes
     ) -> None:
         """Give the stream's place back; closing one twice is harmless."""
         _leave(self._streams, employee_id, queue)
@@ -121,12 +155,12 @@ class LiveHub:
     def watching(self, employee_id: uuid.UUID) -> bool:
         return employee_id in self._streams
 
-    def publish(self, employee_id: uuid.UUID, update: OrderUpdate) -> None:
+    def publish(self, employee_id: uuid.UUID, update: LiveUpdate) -> None:
         for queue in self._streams.get(employee_id, ()):
             try:
                 queue.put_nowait(update)
             except asyncio.QueueFull:
-                log.warning("live stream behind; update dropped", order_id=update.order_id)
+                log.warning("live stream behind; update dropped", kind=update.event, subject=update.subject)
 
     def end_session(self, session: bytes) -> None:
         """End the streams opened with this session (Logg ut)."""
@@ -141,7 +175,7 @@ class LiveHub:
 
 
 def _leave(
-    index: dict[K, set[asyncio.Queue[OrderUpdate | None]]], key: K, queue: asyncio.Queue[OrderUpdate | None]
+    index: dict[K, set[asyncio.Queue[LiveUpdate | None]]], key: K, queue: asyncio.Queue[LiveUpdate | None]
 ) -> None:
     streams = index.get(key, set())
     streams.discard(queue)
@@ -149,7 +183,7 @@ def _leave(
         index.pop(key, None)
 
 
-def _end(queue: asyncio.Queue[OrderUpdate | None]) -> None:
+def _end(queue: asyncio.Queue[LiveUpdate | None]) -> None:
     try:
         queue.put_nowait(None)
     except asyncio.QueueFull:
@@ -244,9 +278,11 @@ class LiveFeed:
         if target is not None:
             self.hub.publish(*target)
 
-    async def _route(self, event: EventPayload) -> tuple[uuid.UUID, OrderUpdate] | None:
+    async def _route(self, event: EventPayload) -> tuple[uuid.UUID, LiveUpdate] | None:
         """Whose stream the event belongs on, and what it says."""
         match event:
+            case VerificationCodeSent() | VerificationDelivered() | VerificationDeliveryFailed():
+                return await self._route_verification(event)
             case OrderCompleted():
                 order = event.order
                 return order.employee_id, OrderUpdate(
@@ -276,6 +312,21 @@ class LiveFeed:
                     expected_completion_at=_utc_iso(expected) if expected is not None else None,
                 )
         return None
+
+    async def _route_verification(self, event: DeliveryEvent) -> tuple[uuid.UUID, LiveUpdate] | None:
+        # The report names the verification only: whose it is, from the database (the row was
+        # committed before its code was sent, so it is there whatever the work queue does).
+        async with self.units.new() as uow:
+            stored = await uow.verifications.find(event.verification_id)
+        if stored is None:
+            return None
+        change = delivery_change(event)
+        return stored.employee_id, VerificationUpdate(
+            str(event.verification_id),
+            change.to.value,
+            delivery_reason=change.reason,
+            delivery_reason_code=change.reason_code,
+        )
 
 
 def _utc_iso(moment: datetime) -> str:
@@ -307,7 +358,7 @@ async def _session_alive(request: Request, session: bytes) -> bool:
     "/events",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "order status changes"},
+        200: {"content": {"text/event-stream": {}}, "description": "order and verification status changes"},
         **problem_responses(ErrorCode.NOT_SIGNED_IN, TOO_MANY_EVENT_STREAMS),
     },
 )
@@ -315,7 +366,9 @@ async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse
     """Server-sent events: `ready` once listening, then an `order` event
     (`{order_id, status, product_code, failure_reason, failure_code, carrier_state,
     expected_completion_at}`) for each status change of this employee's orders, and only theirs,
-    and for each change in the carrier's progress while an order is with the carrier.
+    and for each change in the carrier's progress while an order is with the carrier; a
+    `verification` event (`{verification_id, delivery_status, delivery_reason,
+    delivery_reason_code}`) for each delivery report of the SMS of their one-time codes.
 
     One stream per open page; past MAX_EVENT_STREAMS_PER_EMPLOYEE at once (per portal process)
     the next is refused with a 429 problem. The stream ends when its session does (Logg ut, a
@@ -348,7 +401,7 @@ async def events(request: Request, who: SignedInEmployee) -> EventSourceResponse
                 return
             if update is None:
                 return
-            yield ServerSentEvent(event="order", data=update.to_json())
+            yield ServerSentEvent(event=update.event, data=update.to_json())
 
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return _StreamResponse(
@@ -377,7 +430,7 @@ class _StreamResponse(EventSourceResponse):
             self._release()
 
 
-async def _next_update(queue: asyncio.Queue[OrderUpdate | None], shutdown: anyio.Event) -> OrderUpdate | None:
+async def _next_update(queue: asyncio.Queue[LiveUpdate | None], shutdown: anyio.Event) -> LiveUpdate | None:
     """The next update for the stream, or None once it should end."""
     if shutdown.is_set():
         return None

@@ -38,6 +38,10 @@ from portal_api.security import SecurityHeadersMiddleware, hsts_value
 from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
 from portal_api.unit_of_work import SqlUnitsOfWork
+from portal_api.verifications.pages import router as verification_pages_router
+from portal_api.verifications.service import CodeKeeper
+from portal_api.verifications.status import VerificationStatusHandlers
+from portal_api.verifications.views import router as verifications_router
 
 SERVICE = "portal-api"
 log = get_logger(__name__)
@@ -56,6 +60,10 @@ def create_app(
     units = SqlUnitsOfWork(runtime.sessions, consumer=SERVICE)
     status = OrderStatusHandlers(units)
     runtime.handlers.update(status.handlers())
+    runtime.handlers.update(VerificationStatusHandlers(units).handlers())
+    code_keeper = CodeKeeper(
+        secret=settings.effective_verification_secret, rules=settings.code_rules, clock=clock
+    )
     live_hub = LiveHub(max_per_employee=settings.max_event_streams_per_employee)
     live_feed = LiveFeed(hub=live_hub, units=units)
     oidc_http: httpx.AsyncClient | None = None
@@ -111,6 +119,7 @@ def create_app(
     app.state.oidc = oidc
     app.state.session_policy = session_policy
     app.state.clock = clock
+    app.state.code_keeper = code_keeper
     install_problem_handlers(app)
     install_page_errors(app)
     install_rate_limits(app, settings)
@@ -140,8 +149,10 @@ def create_app(
         subscription_router,
         catalog_router,
         orders_router,
+        verifications_router,
         live_router,
         pages_router,
+        verification_pages_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

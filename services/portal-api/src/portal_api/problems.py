@@ -106,6 +106,70 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         slug="order-not-found", status=404, title="Order not found",
         about="There is no such order among the signed-in employee's orders.",
     ),
+    ErrorCode.VERIFICATION_NOT_FOUND: ProblemType(
+        slug="verification-not-found", status=404, title="Verification not found",
+        about="There is no such verification among the signed-in employee's.",
+    ),
+    ErrorCode.VERIFICATION_ALREADY_CONFIRMED: ProblemType(
+        slug="verification-already-confirmed", status=409, title="Number already confirmed",
+        about="The employee's current phone number is confirmed already: no code is sent. (When "
+        "the administrator corrects the number, it must be confirmed again.)",
+    ),
+    ErrorCode.VERIFICATION_BUSY: ProblemType(
+        slug="verification-busy", status=409, title="A code is on its way",
+        about="Another request for a code committed at the same moment; use the code that arrives.",
+    ),
+    ErrorCode.VERIFICATION_WRONG_CODE: ProblemType(
+        slug="wrong-code", status=400, title="Wrong code",
+        about="The code is not the one sent; `tries_left` says how many more tries this code has "
+        "(5 in all).",
+    ),
+    ErrorCode.VERIFICATION_TOO_MANY_TRIES: ProblemType(
+        slug="too-many-tries", status=429, title="Too many wrong codes",
+        about="The code was typed wrong 5 times and no longer works (`tries_left` is 0): ask for a new code.",
+    ),
+    ErrorCode.VERIFICATION_CODE_EXPIRED: ProblemType(
+        slug="code-expired", status=410, title="Code expired",
+        about="The code was valid VERIFICATION_CODE_TTL_S (10 minutes) and that has passed: "
+        "ask for a new code.",
+    ),
+    ErrorCode.VERIFICATION_CODE_REPLACED: ProblemType(
+        slug="code-replaced", status=410, title="Code replaced",
+        about="A newer code has been sent, which voids this one: type the newest code.",
+    ),
+    ErrorCode.VERIFICATION_CODE_DEAD: ProblemType(
+        slug="code-dead", status=410, title="Code no longer valid",
+        about="This code was typed wrong 5 times already: ask for a new code.",
+    ),
+    ErrorCode.VERIFICATION_CODE_USED: ProblemType(
+        slug="code-used", status=410, title="Code already used",
+        about="The code confirmed the number already; a code works once.",
+    ),
+    ErrorCode.VERIFICATION_NUMBER_CHANGED: ProblemType(
+        slug="number-changed", status=410, title="Number changed",
+        about="The administrator changed the employee's number after this code was sent to the old "
+        "one: ask for a new code (it goes to the new number).",
+    ),
+    ErrorCode.VERIFICATION_TOO_MANY_CODES: ProblemType(
+        slug="too-many-codes", status=429, title="Too many codes",
+        about="At most 3 codes per number in 15 minutes and 10 in 24 hours: try again after "
+        "Retry-After seconds (also `retry_after_s`).",
+    ),
+    ErrorCode.VERIFICATION_LOCKED: ProblemType(
+        slug="verification-locked", status=423, title="Verification locked",
+        about="100 wrong codes in a row: phone verification is locked for the employee until their "
+        "mPort administrator unlocks it. (423 Locked, not 429: waiting does not help.)",
+    ),
+    ErrorCode.SMS_COUNTRY_NOT_ALLOWED: ProblemType(
+        slug="sms-country-not-allowed", status=403, title="Country not allowed",
+        about="The employee's number is in a country mPort does not send SMS to "
+        "(SMS_ALLOWED_PREFIXES, Norway by default); the refusal is recorded for the administrator.",
+    ),
+    ErrorCode.SMS_BUDGET_SPENT: ProblemType(
+        slug="sms-budget-spent", status=429, title="Daily SMS budget spent",
+        about="The company has been sent SMS_DAILY_BUDGET_PER_COMPANY codes today (since midnight "
+        "UTC): try again after Retry-After seconds; the refusal is recorded for the administrator.",
+    ),
     INVALID_REQUEST: ProblemType(
         slug="invalid-request", status=422, title="Invalid request",
         about="The request does not have the expected shape; `errors` says where and why.",
@@ -255,7 +319,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _refused(request: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(Problem.of(exc.code, exc.detail), request)
+        response = problem_response(Problem.of(exc.code, exc.detail, **exc.extensions), request)
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mport_shared.db import insert_if_absent
 from mport_shared.events import Billing, Envelope, EventPayload, OrderKind
 from mport_shared.messaging.inbox import claim_message
 from mport_shared.messaging.outbox import add_all_to_outbox
-from sqlalchemy import Select, Table, and_, or_, select, update
+from sqlalchemy import Select, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, raiseload
@@ -36,10 +37,13 @@ from portal_api.models import (
     Order,
     Policy,
     Subscription,
+    Verification,
+    VerificationRefusal,
     products,
     tables,
 )
 from portal_api.orders.domain import ChangedOrder, Position, StatusChange
+from portal_api.verifications.domain import DeliveryChange, VerificationState
 
 _WROTE = "portal_api.wrote"
 
@@ -329,6 +333,106 @@ class SqlSubscriptions:
         )
 
 
+# ---- Verifications ----------------------------------------------------------------------------
+
+_VERIFICATIONS: Table = Verification.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlVerifications:
+    session: AsyncSession
+    guard: SessionGuard | None = None
+
+    async def _signed_in(self, employee_id: uuid.UUID) -> None:
+        # As SqlOrders: the GET of a verification reads no employee, so it checks the session here.
+        if self.guard is not None and self.guard.guards(employee_id):
+            await self.guard.check(self.session)
+
+    async def lock_employee(self, employee_id: uuid.UUID) -> None:
+        # The employee's row, locked until the transaction ends: two requests of one employee
+        # (two codes asked for, two codes typed) take turns, so neither the send limits nor the
+        # tries can be outrun. SQLite ignores FOR UPDATE; it has one writer at a time anyway.
+        await self.session.execute(select(Employee.id).where(Employee.id == employee_id).with_for_update())
+
+    def add(self, verification: Verification) -> None:
+        self.session.add(verification)
+
+    def add_refusal(self, refusal: VerificationRefusal) -> None:
+        self.session.add(refusal)
+
+    async def get(self, *, employee_id: uuid.UUID, verification_id: uuid.UUID) -> Verification | None:
+        await self._signed_in(employee_id)
+        return await self.session.scalar(
+            select(Verification).where(
+                Verification.id == verification_id, Verification.employee_id == employee_id
+            )
+        )
+
+    async def latest_of(self, employee_id: uuid.UUID) -> Verification | None:
+        await self._signed_in(employee_id)
+        return await self.session.scalar(
+            select(Verification)
+            .where(Verification.employee_id == employee_id)
+            .order_by(Verification.created_at.desc(), Verification.id.desc())
+            .limit(1)
+        )
+
+    async def find(self, verification_id: uuid.UUID) -> Verification | None:
+        return await self.session.get(Verification, verification_id)
+
+    async def replace_pending(self, employee_id: uuid.UUID) -> None:
+        note_write(self.session)
+        await self.session.execute(
+            update(_VERIFICATIONS)
+            .where(
+                _VERIFICATIONS.c.employee_id == employee_id,
+                _VERIFICATIONS.c.state == VerificationState.PENDING.value,
+            )
+            .values(state=VerificationState.REPLACED.value)
+        )
+
+    async def sent_to(self, msisdn: str, *, since: datetime) -> Sequence[datetime]:
+        query = select(Verification.created_at).where(
+            Verification.msisdn == msisdn, Verification.created_at > since
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def made_for_company(self, company_id: uuid.UUID, *, since: datetime) -> int:
+        query = select(func.count()).where(
+            Verification.company_id == company_id, Verification.created_at >= since
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
+        query = (
+            select(VerificationRefusal)
+            .where(VerificationRefusal.company_id == company_id, VerificationRefusal.created_at >= since)
+            .order_by(VerificationRefusal.created_at)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
+        # One conditional UPDATE, like SqlOrders.change_status: of two reports at once only the
+        # one the rule lets through moves the status, and it never moves back.
+        note_write(self.session)
+        result = await self.session.execute(
+            update(_VERIFICATIONS)
+            .where(
+                _VERIFICATIONS.c.id == change.verification_id,
+                _VERIFICATIONS.c.delivery_status.in_([s.value for s in change.allowed_from]),
+            )
+            .values(
+                delivery_status=change.to.value,
+                delivery_reason=change.reason,
+                delivery_reason_code=change.reason_code,
+                delivery_updated_at=change.at,
+            )
+            .returning(_VERIFICATIONS.c.employee_id)
+        )
+        row = result.first()
+        return None if row is None else row.employee_id
+
+
 # ---- Messages ------------------------------------------------------------------------------------
 
 
@@ -336,7 +440,8 @@ class SqlSubscriptions:
 class SqlMessages:
     session: AsyncSession
     consumer: str
-    _staged: list[Envelope[EventPayload]] = field(default_factory=list)
+    # With when each expires (the message's TTL), if it does.
+    _staged: list[tuple[Envelope[EventPayload], datetime | None]] = field(default_factory=list)
 
     async def claim(self, message_id: str) -> bool:
         note_write(self.session)
@@ -346,14 +451,23 @@ class SqlMessages:
     def staged(self) -> bool:
         return bool(self._staged)
 
-    def publish(self, envelope: Envelope[EventPayload]) -> None:
-        self._staged.append(envelope)
+    def publish(self, envelope: Envelope[EventPayload], *, expires_at: datetime | None = None) -> None:
+        self._staged.append((envelope, expires_at))
 
     async def write_staged(self) -> None:
         """Into the outbox, in this transaction (after the rows the session has pending: the
-        INSERT flushes them first); the relay publishes them once it commits."""
+        INSERT flushes them first); the relay publishes them once it commits. One statement per
+        run of events with the same expiry (usually one)."""
         staged, self._staged = self._staged, []
-        await add_all_to_outbox(self.session, tables.outbox, staged)
+        run: list[Envelope[EventPayload]] = []
+        run_expiry: datetime | None = None
+        for envelope, expires_at in staged:
+            if run and expires_at != run_expiry:
+                await add_all_to_outbox(self.session, tables.outbox, run, expires_at=run_expiry)
+                run = []
+            run.append(envelope)
+            run_expiry = expires_at
+        await add_all_to_outbox(self.session, tables.outbox, run, expires_at=run_expiry)
 
     def drop_staged(self) -> None:
         self._staged.clear()

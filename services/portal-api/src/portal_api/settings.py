@@ -103,7 +103,9 @@ class PortalSettings(ServiceSettings):
     @model_validator(mode="after")
     def _code_secret_outside_local(self) -> PortalSettings:
         if self.mode != "local" and len(self.verification_code_secret.get_secret_value()) < 32:
-            raise ValueError("VERIFICATION_CODE_SECRET must be set (at least 32 characters) outside local mode")
+            raise ValueError(
+                "VERIFICATION_CODE_SECRET must be set (at least 32 characters) outside local mode"
+            )
         return self
 
     @field_validator("sms_allowed_prefixes")

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -18,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from portal_api.auth.sessions import SessionGuard
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
-from portal_api.models import OPEN_ORDER_INDEXES, Employee, Order, Subscription
+from portal_api.models import (
+    OPEN_ORDER_INDEXES,
+    Employee,
+    Order,
+    Subscription,
+    Verification,
+    VerificationRefusal,
+)
 from portal_api.orders.domain import ChangedOrder, Position, StatusChange
 from portal_api.repositories import (
     CatalogCache,
@@ -28,9 +36,11 @@ from portal_api.repositories import (
     SqlPolicies,
     SqlProducts,
     SqlSubscriptions,
+    SqlVerifications,
     forget_writes,
     wrote,
 )
+from portal_api.verifications.domain import DeliveryChange
 
 
 class OrderConflict(Exception):
@@ -43,6 +53,10 @@ class IdempotencyKeyTaken(OrderConflict):
 
 class PlaceTaken(OrderConflict):
     """Another open (or active) order holds the place the new one would take (an open-order index)."""
+
+
+class PendingVerificationTaken(OrderConflict):
+    """Another request's new code for this employee committed first (one pending code each)."""
 
 
 class Employees(Protocol):
@@ -108,6 +122,45 @@ class Subscriptions(Protocol):
         ...
 
 
+class Verifications(Protocol):
+    async def lock_employee(self, employee_id: uuid.UUID) -> None:
+        """Hold the employee's row until the transaction ends (their requests take turns)."""
+        ...
+
+    def add(self, verification: Verification) -> None: ...
+
+    def add_refusal(self, refusal: VerificationRefusal) -> None: ...
+
+    async def get(self, *, employee_id: uuid.UUID, verification_id: uuid.UUID) -> Verification | None:
+        """One of the employee's verifications; another employee's is indistinguishable from none."""
+        ...
+
+    async def latest_of(self, employee_id: uuid.UUID) -> Verification | None: ...
+
+    async def find(self, verification_id: uuid.UUID) -> Verification | None:
+        """Anyone's (for delivery reports, which name the verification only)."""
+        ...
+
+    async def replace_pending(self, employee_id: uuid.UUID) -> None:
+        """The employee's pending code, if any, becomes replaced."""
+        ...
+
+    async def sent_to(self, msisdn: str, *, since: datetime) -> Sequence[datetime]:
+        """When codes were made for this number after `since`."""
+        ...
+
+    async def made_for_company(self, company_id: uuid.UUID, *, since: datetime) -> int: ...
+
+    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
+        """The codes refused to the company's people (for the administrator)."""
+        ...
+
+    async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
+        """Apply the change if it applies to the delivery status stored now; the verification's
+        employee, or None."""
+        ...
+
+
 class Messages(Protocol):
     """The inbox and the outbox: what this service handled, and what it publishes on commit."""
 
@@ -115,8 +168,9 @@ class Messages(Protocol):
         """Record the message as handled; False if it was before (it must have no effect)."""
         ...
 
-    def publish(self, envelope: Envelope[EventPayload]) -> None:
-        """Publish the event if, and only if, this unit of work commits."""
+    def publish(self, envelope: Envelope[EventPayload], *, expires_at: datetime | None = None) -> None:
+        """Publish the event if, and only if, this unit of work commits; `expires_at`: the
+        message's time to live ends then (the relay, or the broker, drops it unsent)."""
         ...
 
 
@@ -132,6 +186,8 @@ class UnitOfWork(Protocol):
     def orders(self) -> Orders: ...
     @property
     def subscriptions(self) -> Subscriptions: ...
+    @property
+    def verifications(self) -> Verifications: ...
     @property
     def messages(self) -> Messages: ...
 
@@ -192,6 +248,7 @@ class SqlAlchemyUnitOfWork:
         self.policies = SqlPolicies(session)
         self.orders = SqlOrders(session, guard)
         self.subscriptions = SqlSubscriptions(session)
+        self.verifications = SqlVerifications(session, guard)
         self.messages = SqlMessages(session, consumer=consumer)
 
     async def __aenter__(self) -> Self:
@@ -232,10 +289,12 @@ class SqlAlchemyUnitOfWork:
 
 
 def conflict_of(error: IntegrityError) -> OrderConflict | None:
-    """The rule an INSERT of an order broke, if it is one of ours. PostgreSQL names the index or
-    constraint in its message; SQLite names the columns, and only the open-order indexes start
-    with orders.subscription_id."""
+    """The rule an INSERT of an order or a verification broke, if it is one of ours. PostgreSQL
+    names the index or constraint in its message; SQLite names the columns, and only the
+    open-order indexes start with orders.subscription_id."""
     message = str(error.orig)
+    if "uq_verifications_pending" in message or "verifications.employee_id" in message:
+        return PendingVerificationTaken()
     if "orders.subscription_id" in message or any(str(i.name) in message for i in OPEN_ORDER_INDEXES):
         return PlaceTaken()
     if "uq_orders_employee_id" in message or "orders.employee_id, orders.idempotency_key" in message:

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from mport_shared.events import VerificationCodeSent, VerificationDelivered, VerificationDeliveryFailed
+
 from portal_api.errors import DomainError, ErrorCode
+
+DeliveryEvent = VerificationCodeSent | VerificationDelivered | VerificationDeliveryFailed
 
 CODE_DIGITS = 6
 
@@ -148,7 +152,9 @@ def check_request(
 
     `sent_to_number`: when codes were made for this number within rules.longest_window."""
     if requester.msisdn is None:
-        return DomainError(ErrorCode.NO_SUBSCRIPTION, "You have no mobile subscription to confirm a number of.")
+        return DomainError(
+            ErrorCode.NO_SUBSCRIPTION, "You have no mobile subscription to confirm a number of."
+        )
     if requester.failures >= rules.max_failures:
         return locked_error(rules)
     if requester.phone_verified_at is not None:
@@ -190,7 +196,8 @@ def refusal_error(reason: RefusalReason, *, msisdn: str, rules: CodeRules, now: 
             return DomainError(
                 ErrorCode.SMS_BUDGET_SPENT,
                 "Your company has sent as many codes today as it may "
-                f"({rules.daily_budget_per_company}). Try again tomorrow, or contact your mPort administrator.",
+                f"({rules.daily_budget_per_company}). Try again tomorrow, "
+                "or contact your mPort administrator.",
                 retry_after_s=seconds,
             )
 
@@ -312,3 +319,45 @@ def judge_code(
 
 def _expired() -> DomainError:
     return DomainError(ErrorCode.VERIFICATION_CODE_EXPIRED, "This code has expired: ask for a new code.")
+
+
+# ---- How far the SMS got ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryChange:
+    """A delivery report from the sms-worker, as a change the verification takes only from a
+    status before it (DELIVERY_RANK): late, repeated or contradicting reports change nothing."""
+
+    verification_id: uuid.UUID
+    to: DeliveryStatus
+    at: datetime
+    reason: str | None = None
+    reason_code: str | None = None
+
+    @property
+    def allowed_from(self) -> tuple[DeliveryStatus, ...]:
+        return tuple(s for s, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[self.to])
+
+    def applies_to(self, current: DeliveryStatus) -> bool:
+        return current in self.allowed_from
+
+
+def delivery_change(event: DeliveryEvent) -> DeliveryChange:
+    match event:
+        case VerificationCodeSent():
+            return DeliveryChange(
+                verification_id=event.verification_id, to=DeliveryStatus.SENT, at=event.sent_at
+            )
+        case VerificationDelivered():
+            return DeliveryChange(
+                verification_id=event.verification_id, to=DeliveryStatus.DELIVERED, at=event.delivered_at
+            )
+        case VerificationDeliveryFailed():
+            return DeliveryChange(
+                verification_id=event.verification_id,
+                to=DeliveryStatus.FAILED,
+                at=event.failed_at,
+                reason=event.reason[:500],
+                reason_code=event.reason_code.value,
+            )
