@@ -39,6 +39,7 @@ from portal_api.settings import PortalSettings
 from portal_api.subscriptions.views import router as subscription_router
 from portal_api.unit_of_work import SqlUnitsOfWork
 from portal_api.verifications.pages import router as verification_pages_router
+from portal_api.verifications.purge import purge_codes_forever
 from portal_api.verifications.service import CodeKeeper
 from portal_api.verifications.status import VerificationStatusHandlers
 from portal_api.verifications.views import router as verifications_router
@@ -89,14 +90,19 @@ def create_app(
             purging = asyncio.create_task(
                 purge_sessions(runtime.sessions, policy=session_policy, clock=clock), name="session-purge"
             )
+            # The real clock: an outbox row's expiry is the relay's, whatever a test's clock says.
+            purging_codes = asyncio.create_task(
+                purge_codes_forever(runtime.sessions, clock=utc_now), name="code-purge"
+            )
             try:
                 assert runtime.connection is not None
                 await live_feed.start(runtime.connection)
                 yield
             finally:
-                purging.cancel()
-                with suppress(asyncio.CancelledError):
-                    await purging
+                for task in (purging, purging_codes):
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
                 await live_feed.stop()
                 if oidc_http is not None:
                     await oidc_http.aclose()

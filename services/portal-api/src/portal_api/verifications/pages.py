@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.employees import signed_in_employee
-from portal_api.errors import DomainError, ErrorCode
+from portal_api.errors import DomainError, ErrorCode, NotSignedIn
 from portal_api.pages.rendering import render
 from portal_api.pages.views import OSLO
 from portal_api.verifications.domain import DeliveryStatus
@@ -111,6 +111,8 @@ async def verify_page(request: Request, who: SignedInEmployee, uow: Uow, keeper:
 async def send_code(request: Request, who: SignedInEmployee, uow: Uow, keeper: Keeper) -> Response:
     try:
         await request_code(uow, employee_id=who.employee_id, keeper=keeper)
+    except NotSignedIn:
+        raise  # the sign-in page, as for every page
     except DomainError as refusal:
         _flash_refusal(request, refusal)
     else:
@@ -130,12 +132,13 @@ async def confirm_from_form(
     try:
         target = uuid.UUID(verification_id)
     except ValueError:
-        _flash(request, "verify.problem.expired", error=True)
-        return _back()
+        target = uuid.UUID(int=0)  # nobody's: not found, once the session is checked
     try:
         await confirm_code(
             uow, employee_id=who.employee_id, verification_id=target, typed=code.strip(), keeper=keeper
         )
+    except NotSignedIn:
+        raise  # the sign-in page, as for every page
     except DomainError as refusal:
         _flash_refusal(request, refusal)
     return _back()
