@@ -1,4 +1,4 @@
-// mPort portal: collapsible rows, the confirm dialog, placing orders, and live order status (SSE).
+// mPort portal: collapsible rows, the confirm dialog, placing orders, and live order and SMS status (SSE).
 "use strict";
 
 (function () {
@@ -9,6 +9,8 @@
   const box = document.getElementById("self-service");
   const ordersTable = document.querySelector("[data-live-orders]");
   const dialog = document.getElementById("order-dialog");
+  // Bekreft telefonnummer, while a code is open: how far its SMS got, live.
+  const verify = document.querySelector("[data-verification-id]");
 
   // What this page knows of each order: id -> an update as the event stream sends it
   // ({order_id, status, product_code, failure_reason, failure_code, carrier_state, expected_completion_at}).
@@ -327,13 +329,54 @@
     }
   }
 
+  // ---- Bekreft telefonnummer: the SMS's progress ------------------------------------------------
+  const DELIVERY_RANK = { requested: 0, sent: 1, delivered: 2, failed: 2 };
+
+  function applyVerification(update) {
+    if (!verify || update.verification_id !== verify.dataset.verificationId) return;
+    const known = verify.dataset.delivery || "requested";
+    // Reports may come late or twice; delivered and failed are both final.
+    if (DELIVERY_RANK[update.delivery_status] === undefined) return;
+    if (DELIVERY_RANK[update.delivery_status] <= DELIVERY_RANK[known]) return;
+    verify.dataset.delivery = update.delivery_status;
+    const line = verify.querySelector("[data-role=delivery]");
+    if (!line) return;
+    const failed = update.delivery_status === "failed";
+    if (failed) {
+      const why = t(`verify.failed.${update.delivery_reason_code || "undelivered"}`);
+      line.textContent = `${t("verify.delivery.failed", { reason: why })} ${t("verify.failed.ask_again")}`;
+    } else {
+      line.textContent = t(`verify.delivery.${update.delivery_status}`);
+    }
+    line.classList.toggle("failed", failed);
+  }
+
+  async function reconcileVerification() {
+    if (!verify) return;
+    try {
+      const response = await fetch(`/api/v1/verifications/${encodeURIComponent(verify.dataset.verificationId)}`, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) return;
+      const state = await response.json();
+      applyVerification({
+        verification_id: state.id, delivery_status: state.delivery_status,
+        delivery_reason: state.delivery_reason, delivery_reason_code: state.delivery_reason_code,
+      });
+    } catch (_) { /* the stream will bring it */ }
+  }
+
   function connectLive() {
-    if (!box && !ordersTable) return;
+    if (!box && !ordersTable && !verify) return;
     if (!window.EventSource) return;
     const source = new EventSource("/api/v1/events");
     source.addEventListener("ready", () => {
       document.documentElement.dataset.live = "ready";
       reconcile();
+      reconcileVerification();
+    });
+    source.addEventListener("verification", (event) => {
+      try { applyVerification(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
     });
     source.addEventListener("order", (event) => {
       try { applyUpdate(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
