@@ -419,7 +419,7 @@ async def test_the_page_in_english(portal: Portal) -> None:
         assert any(b.text == "Send one-time code by SMS" for b in page.find("button"))
 
 
-async def test_the_simulator_line_is_shown_in_local_mode_only(make_portal: MakePortal) -> None:
+async def test_the_simulator_url_is_a_setting(make_portal: MakePortal) -> None:
     portal = await make_portal(SMS_SIMULATOR_URL="http://sms.example:9999")
     async with portal.client() as client:
         await sign_in(client, HAKON.email)
