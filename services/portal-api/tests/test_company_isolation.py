@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +30,16 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from mport_shared.events import Envelope, OrderCompleted, OrderSnapshot, OrderSubmitted
 from portal_api.main import create_app
-from portal_api.models import ActiveService, Company, Employee, Order, Policy, SimCard, Subscription
+from portal_api.models import (
+    ActiveService,
+    Company,
+    Employee,
+    Order,
+    Policy,
+    SimCard,
+    Subscription,
+    Verification,
+)
 from portal_api.seed import (
     DEMO_BEDRIFT,
     FJORD_LOGISTIKK,
@@ -43,6 +52,7 @@ from portal_api.seed import (
     DemoPerson,
 )
 from portal_api.settings import PortalSettings
+from portal_api.verifications.domain import code_hmac
 from sqlalchemy import or_, select
 from starlette.routing import Mount
 
@@ -86,6 +96,7 @@ class Things:
     order_product_code: str
     order_key: str  # the Idempotency-Key that placed the order
     employee_id: str
+    verification_id: str  # a one-time code of the employee's, pending
 
     def made_up(self) -> Things:
         """The same kinds of names for things that do not exist."""
@@ -94,10 +105,11 @@ class Things:
             order_product_code=self.order_product_code,
             order_key=str(uuid.uuid4()),
             employee_id=str(uuid.uuid4()),
+            verification_id=str(uuid.uuid4()),
         )
 
     def ids(self) -> list[str]:
-        return [self.order_id, self.order_key, self.employee_id]
+        return [self.order_id, self.order_key, self.employee_id, self.verification_id]
 
 
 # The value of each path parameter: the thing of the other company's it names. A route with a
@@ -105,7 +117,10 @@ class Things:
 ID_PARAMETERS: dict[str, Callable[[Things], str]] = {
     "order_id": lambda things: things.order_id,
     "employee_id": lambda things: things.employee_id,  # for the admin routes of DESIGN §12
+    "verification_id": lambda things: things.verification_id,
 }
+# The code of each side's pending verification (made in the database by `_side`, as its HMAC).
+KNOWN_CODE = "246810"
 
 
 def _no_headers(_things: Things) -> dict[str, str]:
@@ -129,6 +144,11 @@ PROBES: dict[Route, Probe] = {
         json=lambda things: {"product_code": things.order_product_code},
         headers=lambda things: {"Idempotency-Key": things.order_key},
     ),
+    ("GET", "/api/v1/verifications/{verification_id}"): Probe(role="employee"),
+    # The right code of the other company's verification confirms nothing of theirs.
+    ("POST", "/api/v1/verifications/{verification_id}/confirm"): Probe(
+        role="employee", json=lambda _things: {"code": KNOWN_CODE}
+    ),
 }
 
 # Routes that name or change nothing of a company's, and why.
@@ -137,6 +157,11 @@ EXEMPT: dict[Route, str] = {
     ("POST", "/auth/logout"): "ends the caller's own session",
     ("MOUNT", "/static"): "the portal's own script and style sheet",
     ("GET", "/problems/{slug}"): "the documentation of a problem type, the same for everyone",
+    ("POST", "/api/v1/verifications"): "asks a code for the caller's own registered number; names nothing",
+    ("POST", "/bekreft-telefonnummer/send"): "the page's form for POST /api/v1/verifications (same use case)",
+    ("POST", "/bekreft-telefonnummer/bekreft"): (
+        "the page's form for the confirm route, probed above: the same use case, scoped to the caller"
+    ),
 }
 
 # GET routes without parameters that the walk leaves to a test of their own.
@@ -184,6 +209,7 @@ class Side:
     csrf: dict[Role, str]
     orders: list[dict[str, Any]]
     keys: list[str]
+    verification_id: str = ""
     markers: set[str] = field(default_factory=set)
 
     def person(self, role: Role) -> DemoPerson:
@@ -196,6 +222,7 @@ class Side:
             order_product_code=self.orders[0]["product_code"],
             order_key=self.keys[0],
             employee_id=str(self.person("employee").id),
+            verification_id=self.verification_id,
         )
 
 
@@ -224,9 +251,35 @@ async def _side(portal: Portal, company: DemoCompany, stack: contextlib.AsyncExi
         side.markers.update({person.name, person.email, str(person.id)})
         if person.msisdn:
             side.markers.add(person.msisdn)
+    side.verification_id = await _pending_verification(portal, side.person("employee"), company)
     side.markers.update(order["id"] for order in side.orders)
     side.markers.update(side.keys)
     return side
+
+
+async def _pending_verification(portal: Portal, person: DemoPerson, company: DemoCompany) -> str:
+    """A pending one-time code of the employee's whose code is KNOWN_CODE (written as its HMAC
+    directly: the demo's employees with self-service have their numbers confirmed already)."""
+    verification_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    assert person.msisdn is not None
+    async with portal.app.state.runtime.sessions() as session:
+        session.add(
+            Verification(
+                id=verification_id,
+                employee_id=person.id,
+                company_id=company.id,
+                msisdn=person.msisdn,
+                code_hmac=code_hmac(portal.app.state.code_keeper.secret, verification_id, KNOWN_CODE),
+                created_at=now,
+                expires_at=now + timedelta(minutes=10),
+                attempts=0,
+                state="pending",
+                delivery_status="requested",
+            )
+        )
+        await session.commit()
+    return str(verification_id)
 
 
 @contextlib.asynccontextmanager
@@ -269,6 +322,9 @@ async def company_rows(portal: Portal, company_id: uuid.UUID) -> dict[str, list[
                 Order.employee_id.in_(employees),
                 Order.subscription_id.in_(subscriptions),
             )
+        ),
+        "verifications": select(Verification.__table__).where(
+            or_(Verification.company_id == company_id, Verification.employee_id.in_(employees))
         ),
     }
     async with portal.app.state.runtime.sessions() as session:
