@@ -188,8 +188,17 @@ class FakeVerifications:
     async def made_for_company(self, company_id: uuid.UUID, *, since: datetime) -> int:
         return sum(1 for v in self.stored if v.company_id == company_id and v.created_at >= since)
 
-    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
-        return [r for r in self.refusals if r.company_id == company_id and r.created_at >= since]
+    async def refusals_of(
+        self, company_id: uuid.UUID, *, since: datetime, employee_id: uuid.UUID | None = None
+    ) -> Sequence[VerificationRefusal]:
+        found = [
+            r
+            for r in self.refusals
+            if r.company_id == company_id
+            and r.created_at >= since
+            and (employee_id is None or r.employee_id == employee_id)
+        ]
+        return sorted(found, key=lambda r: r.created_at, reverse=True)
 
     async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
         v = await self.find(change.verification_id)

@@ -26,7 +26,7 @@ from mport_shared.messaging.connection import connect
 from mport_shared.messaging.topology import SMS_WORKER
 from mport_shared.testing import wait_for
 from portal_api.models import Employee, Verification, tables
-from portal_api.seed import HAKON, INGRID, KARI
+from portal_api.seed import DEMO_COMPANY_ID, FJORD_COMPANY_ID, HAKON, INGRID, KARI
 from sqlalchemy import select, update
 
 from .conftest import FakeClock, MakePortal, Portal, publish, sign_in, worker_event
@@ -265,12 +265,14 @@ async def test_a_locked_employee_is_423_until_the_administrator_unlocks(portal: 
 async def test_the_country_and_the_company_budget_are_refused_clearly_and_recorded(
     make_portal: MakePortal,
 ) -> None:
-    portal = await make_portal(SMS_ALLOWED_PREFIXES="46", SMS_DAILY_BUDGET_PER_COMPANY=1)
-    async with portal.client() as client:
+    since = datetime.now().astimezone() - timedelta(minutes=1)
+    abroad_portal = await make_portal(SMS_ALLOWED_PREFIXES="46")
+    async with abroad_portal.client() as client:
         csrf = await sign_in(client, HAKON.email)
         abroad = await ask(client, csrf)
         assert abroad.status_code == 403
         assert abroad.json()["type"] == PROBLEMS + "sms-country-not-allowed"
+        assert "Contact your mPort administrator" in abroad.json()["detail"]
     portal = await make_portal(SMS_DAILY_BUDGET_PER_COMPANY=0)
     async with portal.client() as client:
         csrf = await sign_in(client, HAKON.email)
@@ -278,14 +280,20 @@ async def test_the_country_and_the_company_budget_are_refused_clearly_and_record
         assert spent.status_code == 429
         assert spent.json()["type"] == PROBLEMS + "sms-budget-spent"
         assert int(spent.headers["retry-after"]) >= 1
-    refusals = await db_rows(portal, select(tables_refusals().c.reason, tables_refusals().c.employee_id))
-    assert refusals == [("budget_spent", HAKON.id)]
-
-
-def tables_refusals() -> Any:
-    from portal_api.models import VerificationRefusal
-
-    return VerificationRefusal.__table__
+        # The page says so too, and offers no button that would only be refused.
+        page = Html((await client.get("/bekreft-telefonnummer")).text)
+        assert "dagens kvote av SMS-koder" in page.one(data_role="send-refused").text
+        assert "disabled" in page.one("button", data_action="send-code").attrs
+    # For the administrator: the refusals, by company and employee, newest first.
+    for which, reason in ((abroad_portal, "country_not_allowed"), (portal, "budget_spent")):
+        async with which.app.state.units.new() as uow:
+            refusals = await uow.verifications.refusals_of(DEMO_COMPANY_ID, since=since, employee_id=HAKON.id)
+            assert [(r.reason, r.msisdn) for r in refusals] == [(reason, HAKON.msisdn)]
+            assert (
+                await uow.verifications.refusals_of(DEMO_COMPANY_ID, since=since, employee_id=KARI.id) == []
+            )
+            assert await uow.verifications.refusals_of(FJORD_COMPANY_ID, since=since) == []
+    assert await db_rows(portal, select(Verification.id)) == []  # nothing was sent
 
 
 async def test_a_code_expires_and_a_changed_number_voids_it(make_portal: MakePortal) -> None:

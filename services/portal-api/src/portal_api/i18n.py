@@ -163,7 +163,6 @@ _NB: dict[str, str] = {
     "verify.failed.not_allowed": "vi sender ikke SMS til nummer i dette landet.",
     "verify.failed.ask_again": "Be om en ny kode, eller kontakt din mPort administrator.",
     "verify.tries_left": "{tries} forsøk igjen.",
-    "verify.wait": "Du kan be om en ny kode om {wait}.",
     "verify.local": "Lokal modus: SMS-ene som «sendes» kan leses hos SMS-simulatoren:",
     "verify.problem.wrong_code": "Feil kode. Du har {tries} forsøk igjen med denne koden.",
     "verify.problem.too_many_tries": (
@@ -407,7 +406,6 @@ _EN: dict[str, str] = {
     "verify.failed.not_allowed": "we do not send SMS to numbers in this country.",
     "verify.failed.ask_again": "Ask for a new code, or contact your mPort administrator.",
     "verify.tries_left": "{tries} tries left.",
-    "verify.wait": "You can ask for a new code in {wait}.",
     "verify.local": 'Local mode: the SMS messages "sent" can be read at the SMS simulator:',
     "verify.problem.wrong_code": "Wrong code. You have {tries} tries left with this code.",
     "verify.problem.too_many_tries": (

@@ -403,13 +403,16 @@ class SqlVerifications:
         )
         return int(await self.session.scalar(query) or 0)
 
-    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
-        query = (
-            select(VerificationRefusal)
-            .where(VerificationRefusal.company_id == company_id, VerificationRefusal.created_at >= since)
-            .order_by(VerificationRefusal.created_at)
+    async def refusals_of(
+        self, company_id: uuid.UUID, *, since: datetime, employee_id: uuid.UUID | None = None
+    ) -> Sequence[VerificationRefusal]:
+        query = select(VerificationRefusal).where(
+            VerificationRefusal.company_id == company_id, VerificationRefusal.created_at >= since
         )
-        return (await self.session.scalars(query)).all()
+        if employee_id is not None:
+            query = query.where(VerificationRefusal.employee_id == employee_id)
+        order = (VerificationRefusal.created_at.desc(), VerificationRefusal.id.desc())
+        return (await self.session.scalars(query.order_by(*order))).all()
 
     async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
         # One conditional UPDATE, like SqlOrders.change_status: of two reports at once only the

@@ -151,8 +151,11 @@ class Verifications(Protocol):
 
     async def made_for_company(self, company_id: uuid.UUID, *, since: datetime) -> int: ...
 
-    async def refusals_of(self, company_id: uuid.UUID, *, since: datetime) -> Sequence[VerificationRefusal]:
-        """The codes refused to the company's people (for the administrator)."""
+    async def refusals_of(
+        self, company_id: uuid.UUID, *, since: datetime, employee_id: uuid.UUID | None = None
+    ) -> Sequence[VerificationRefusal]:
+        """The codes refused to the company's people (or to one of them) since then, newest
+        first: for the administrator."""
         ...
 
     async def change_delivery(self, change: DeliveryChange) -> uuid.UUID | None:
