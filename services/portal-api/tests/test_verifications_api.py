@@ -9,12 +9,14 @@ import logging
 import re
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import structlog.testing
-from mport_shared.db import create_engine
+from asgi_lifespan import LifespanManager
+from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.events import (
     VerificationCodeSent,
     VerificationDelivered,
@@ -25,8 +27,10 @@ from mport_shared.events import (
 from mport_shared.messaging.connection import connect
 from mport_shared.messaging.topology import SMS_WORKER
 from mport_shared.testing import wait_for
+from portal_api.main import create_app
 from portal_api.models import Employee, Verification, tables
-from portal_api.seed import DEMO_COMPANY_ID, FJORD_COMPANY_ID, HAKON, INGRID, KARI
+from portal_api.seed import DEMO_COMPANY_ID, FJORD_COMPANY_ID, HAKON, INGRID, KARI, seed
+from portal_api.settings import PortalSettings
 from sqlalchemy import select, update
 
 from .conftest import FakeClock, MakePortal, Portal, publish, sign_in, worker_event
@@ -458,3 +462,29 @@ async def test_no_log_line_of_a_verification_carries_the_code(
     assert "verification code requested" in logs  # the logs were captured
     found = re.search(rf"(?<![0-9]){code}(?![0-9])", logs)
     assert found is None, logs[max(0, found.start() - 600) : found.end() + 200]
+
+
+async def test_on_sqlite_too_concurrent_requests_leave_one_live_code(amqp_url: str, tmp_path: Path) -> None:
+    # `make run`'s database: no row locks (SQLite has one writer at a time), the index holds.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'portal.db'}"
+    await migrate("portal_api:migrations", url)
+    engine = create_engine(url)
+    await seed(session_factory(engine))
+    await engine.dispose()
+    app = create_app(PortalSettings(database_url=url, amqp_url=amqp_url, PORTAL_MODE="local"))  # type: ignore[call-arg]
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        portal = Portal(app=app, database_url=url, amqp_url=amqp_url)
+        async with portal.client() as client:
+            csrf = await sign_in(client, HAKON.email)
+            answers = await asyncio.gather(*(ask(client, csrf) for _ in range(6)))
+            statuses = sorted(a.status_code for a in answers)
+            assert set(statuses) <= {202, 409, 429}, [a.text for a in answers]
+            assert statuses.count(202) == 3, statuses  # the send limit holds here too
+            states = [s for (s,) in await db_rows(portal, select(Verification.state))]
+            assert states.count("pending") == 1
+            messages = await sent_codes(portal, expect=statuses.count(202))
+            [(pending,)] = await db_rows(
+                portal, select(Verification.id).where(Verification.state == "pending")
+            )
+            [code] = [m["data"]["code"] for m, _ in messages if m["data"]["verification_id"] == str(pending)]
+            assert (await confirm(client, csrf, str(pending), code)).status_code == 200

@@ -351,7 +351,20 @@ class SqlVerifications:
     async def lock_employee(self, employee_id: uuid.UUID) -> None:
         # The employee's row, locked until the transaction ends: two requests of one employee
         # (two codes asked for, two codes typed) take turns, so neither the send limits nor the
-        # tries can be outrun. SQLite ignores FOR UPDATE; it has one writer at a time anyway.
+        # tries can be outrun by reading counts another request is about to change.
+        if self.session.get_bind().dialect.name == "sqlite":
+            # No FOR UPDATE there, and the driver starts a transaction only at the first write
+            # (reads before it see whatever is committed then): a write that changes nothing
+            # takes the database's one write lock now, so the reads that follow are current and
+            # the next request waits for this one to end.
+            note_write(self.session)
+            await self.session.execute(
+                update(Employee)
+                .where(Employee.id == employee_id)
+                .values(verification_failures=Employee.verification_failures)
+                .execution_options(synchronize_session=False)
+            )
+            return
         await self.session.execute(select(Employee.id).where(Employee.id == employee_id).with_for_update())
 
     def add(self, verification: Verification) -> None:
