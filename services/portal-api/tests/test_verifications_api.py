@@ -488,3 +488,24 @@ async def test_on_sqlite_too_concurrent_requests_leave_one_live_code(amqp_url: s
             )
             [code] = [m["data"]["code"] for m, _ in messages if m["data"]["verification_id"] == str(pending)]
             assert (await confirm(client, csrf, str(pending), code)).status_code == 200
+
+
+async def test_the_page_says_beside_the_button_why_no_more_codes_are_sent(portal: Portal) -> None:
+    async with portal.client() as client:
+        await sign_in(client, HAKON.email)
+        for _ in range(4):
+            page = Html((await client.get("/bekreft-telefonnummer")).text)
+            send = page.one("form", action="/bekreft-telefonnummer/send")
+            token = page.one("input", name="csrf_token", within=send).attrs["value"]
+            sent = await client.post("/bekreft-telefonnummer/send", data={"csrf_token": token})
+            assert sent.status_code == 303
+        page = Html((await client.get("/bekreft-telefonnummer")).text)
+        [flash] = page.find(data_role="flash")
+        assert flash.attrs["id"] == "flash-send"  # beside the send button, not the code field
+        assert re.fullmatch(
+            r"Du har bedt om for mange koder\. Prøv igjen om 1[45] min [0-9]+ s\.", flash.text
+        )
+        assert "disabled" in page.one("button", data_action="send-code").attrs
+        assert "hidden" in page.one(data_role="send-refused").attrs  # said once
+        # The newest code can still be typed.
+        assert page.one("input", name="code").attrs.get("aria-invalid") is None

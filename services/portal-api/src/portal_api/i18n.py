@@ -152,7 +152,6 @@ _NB: dict[str, str] = {
         "Selvbetjening er slått av for deg av din mPort administrator, "
         "så boksen for selvbetjening vises ikke."
     ),
-    "verify.sent_notice": "Engangskoden er på vei til telefonen din.",
     "verify.delivery.requested": "Engangskoden sendes …",
     "verify.delivery.sent": "SMS-en med engangskoden er sendt.",
     "verify.delivery.delivered": "SMS-en med engangskoden er levert til telefonen din.",
@@ -395,7 +394,6 @@ _EN: dict[str, str] = {
         "Your mPort administrator has switched self-service off for you, "
         "so the self-service box is not shown."
     ),
-    "verify.sent_notice": "The one-time code is on its way to your phone.",
     "verify.delivery.requested": "Sending the one-time code …",
     "verify.delivery.sent": "The SMS with the one-time code has been sent.",
     "verify.delivery.delivered": "The SMS with the one-time code has been delivered to your phone.",

@@ -45,17 +45,18 @@ _WORDS = {
 }
 
 
-def _flash(request: Request, key: str, *, error: bool, **values: Any) -> None:
-    request.session[_FLASH] = {"key": key, "error": error, "values": values}
+def _flash(request: Request, key: str, *, where: str, **values: Any) -> None:
+    """`where`: the form it answers, "send" or "code", beside which the page says it."""
+    request.session[_FLASH] = {"key": key, "where": where, "values": values}
 
 
-def _flash_refusal(request: Request, refusal: DomainError) -> None:
+def _flash_refusal(request: Request, refusal: DomainError, *, where: str) -> None:
     values: dict[str, Any] = {}
     if "tries_left" in refusal.extensions:
         values["tries"] = refusal.extensions["tries_left"]
     if refusal.retry_after_s is not None:
         values["wait"] = _wait_words(refusal.retry_after_s)
-    _flash(request, _WORDS.get(refusal.code, "verify.problem.generic"), error=True, **values)
+    _flash(request, _WORDS.get(refusal.code, "verify.problem.generic"), where=where, **values)
 
 
 def _wait_words(seconds: int) -> str:
@@ -114,9 +115,7 @@ async def send_code(request: Request, who: SignedInEmployee, uow: Uow, keeper: K
     except NotSignedIn:
         raise  # the sign-in page, as for every page
     except DomainError as refusal:
-        _flash_refusal(request, refusal)
-    else:
-        _flash(request, "verify.sent_notice", error=False)
+        _flash_refusal(request, refusal, where="send")
     return _back()
 
 
@@ -140,5 +139,5 @@ async def confirm_from_form(
     except NotSignedIn:
         raise  # the sign-in page, as for every page
     except DomainError as refusal:
-        _flash_refusal(request, refusal)
+        _flash_refusal(request, refusal, where="code")
     return _back()
