@@ -509,3 +509,23 @@ async def test_the_page_says_beside_the_button_why_no_more_codes_are_sent(portal
         assert "hidden" in page.one(data_role="send-refused").attrs  # said once
         # The newest code can still be typed.
         assert page.one("input", name="code").attrs.get("aria-invalid") is None
+
+
+async def test_concurrent_tries_cannot_outrun_the_five_tries_nor_use_a_code_twice(portal: Portal) -> None:
+    async with portal.client() as client:
+        csrf = await sign_in(client, HAKON.email)
+        first = (await ask(client, csrf)).json()["id"]
+        second = (await ask(client, csrf)).json()["id"]
+        messages = await sent_codes(portal, expect=2)
+        code = {m["data"]["verification_id"]: m["data"]["code"] for m, _ in messages}
+        wrong_answers = await asyncio.gather(
+            *(confirm(client, csrf, second, wrong(code[second])) for _ in range(10))
+        )
+        assert sorted(a.status_code for a in wrong_answers) == [400] * 4 + [410] * 5 + [429]
+        third = (await ask(client, csrf)).json()["id"]
+        messages = await sent_codes(portal, expect=1)
+        right = messages[-1][0]["data"]["code"]
+        answers = await asyncio.gather(*(confirm(client, csrf, third, right) for _ in range(4)))
+        assert sorted(a.status_code for a in answers) == [200, 410, 410, 410]
+        assert {a.json()["type"] for a in answers if a.status_code == 410} == {PROBLEMS + "code-used"}
+    assert first != second
