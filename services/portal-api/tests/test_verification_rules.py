@@ -269,6 +269,8 @@ async def test_five_wrong_tries_kill_the_code(
         ErrorCode.VERIFICATION_TOO_MANY_TRIES
     ]
     assert [a.extensions.get("tries_left") if a else None for a in answers] == [4, 3, 2, 1, 0]
+    assert answers[4] is not None
+    assert answers[4].retry_after_s == 1  # a new code may be asked for at once
     # Dead: even the right code no longer works.
     after = await type_code(uow, hakon, keeper, verification_id, codes.last)
     assert code_of(after) is ErrorCode.VERIFICATION_CODE_DEAD
@@ -582,3 +584,16 @@ def test_locally_the_code_secret_is_made_per_process() -> None:
 
 def test_times_are_utc() -> None:
     assert domain.start_of_day(datetime(2026, 12, 1, 23, 30, tzinfo=UTC)) == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+async def test_a_code_killed_by_wrong_tries_says_when_a_new_one_may_be_asked_for(
+    uow: FakeUnitOfWork, hakon: Employee, keeper: CodeKeeper, codes: Codes, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        verification_id = await ask(uow, hakon, keeper)
+    clock.advance(minutes=5)
+    answers = [await type_code(uow, hakon, keeper, verification_id, wrong(codes.last)) for _ in range(5)]
+    last = answers[-1]
+    assert code_of(last) is ErrorCode.VERIFICATION_TOO_MANY_TRIES
+    assert last is not None
+    assert last.retry_after_s == 10 * 60  # the 3-per-15-minutes window, not "at once"

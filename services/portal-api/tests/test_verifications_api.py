@@ -179,6 +179,7 @@ async def test_wrong_codes_answer_400_with_tries_left_then_429_then_410(portal: 
         assert answers[0].json()["type"] == PROBLEMS + "wrong-code"
         assert [a.json()["tries_left"] for a in answers] == [4, 3, 2, 1, 0]
         assert answers[4].json()["type"] == PROBLEMS + "too-many-tries"
+        assert answers[4].headers["retry-after"] == "1"  # a new code may be asked for at once
         dead = await confirm(client, csrf, verification_id, code)
         assert dead.status_code == 410
         assert dead.json()["type"] == PROBLEMS + "code-dead"

@@ -126,7 +126,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     ),
     ErrorCode.VERIFICATION_TOO_MANY_TRIES: ProblemType(
         slug="too-many-tries", status=429, title="Too many wrong codes",
-        about="The code was typed wrong 5 times and no longer works (`tries_left` is 0): ask for a new code.",
+        about="The code was typed wrong 5 times and no longer works (`tries_left` is 0): ask for a new "
+        "code, after Retry-After seconds (when the send limits allow one).",
     ),
     ErrorCode.VERIFICATION_CODE_EXPIRED: ProblemType(
         slug="code-expired", status=410, title="Code expired",

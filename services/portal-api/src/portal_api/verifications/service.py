@@ -198,16 +198,30 @@ async def confirm_code(
         if changed or verdict.confirmed:
             await uow.commit()
         active = employee.self_service_active
-    outcome = "confirmed" if verdict.confirmed else (verdict.refusal.code if verdict.refusal else "")
+        refusal = verdict.refusal
+        if refusal is not None and refusal.code is ErrorCode.VERIFICATION_TOO_MANY_TRIES:
+            refusal = await _with_wait(uow, employee, keeper, refusal)
+    outcome = "confirmed" if verdict.confirmed else (refusal.code if refusal else "")
     log.info(
         "verification code typed",
         verification_id=str(verification_id),
         employee_id=str(employee_id),
         outcome=str(outcome),
     )
-    if verdict.refusal is not None:
-        raise verdict.refusal
+    if refusal is not None:
+        raise refusal
     return Confirmed(verification, active)
+
+
+async def _with_wait(
+    uow: UnitOfWork, employee: Employee, keeper: CodeKeeper, refusal: DomainError
+) -> DomainError:
+    """The code that just died (too many tries) answers 429 with a Retry-After like every 429:
+    when a new code may be asked for (at once, unless the send limits say otherwise)."""
+    now = keeper.clock()
+    ask = await _check(uow, employee, keeper, now)
+    wait = ask.retry_after_s if isinstance(ask, DomainError) and ask.retry_after_s else 1
+    return DomainError(refusal.code, refusal.detail, **{**refusal.extensions, "retry_after_s": wait})
 
 
 async def verification_of(
