@@ -21,6 +21,12 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED_BY_POLICY = "order.not-allowed-by-policy"
     IDEMPOTENCY_KEY_REUSED = "order.idempotency-key-reused"
     ORDER_NOT_FOUND = "order.not-found"
+    NOT_AN_ADMINISTRATOR = "admin.not-an-administrator"
+    EMPLOYEE_NOT_FOUND = "admin.employee-not-found"
+    INVALID_MSISDN = "admin.invalid-msisdn"
+    MSISDN_TAKEN = "admin.msisdn-taken"
+    EMPLOYEE_HAS_NO_SUBSCRIPTION = "admin.no-subscription"
+    OPEN_ORDERS_ON_NUMBER = "admin.open-orders-on-number"
 
 
 class DomainError(Exception):
