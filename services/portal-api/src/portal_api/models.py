@@ -1,6 +1,6 @@
 """portal-api's tables: companies, people, sign-in sessions, subscriptions, catalog, policies,
-orders and the administrators' audit log. The mapped classes are the entities the use cases work on; they need no session, so fakes
-hold them too."""
+orders and the administrators' audit log. The mapped classes are the entities the use cases work
+on; they need no session, so fakes hold them too."""
 
 from __future__ import annotations
 

@@ -37,7 +37,9 @@ def normalize_msisdn(raw: str) -> str:
     elif text.startswith("00"):
         text = text[2:]
     if not text.isascii() or not text.isdigit():
-        raise DomainError(ErrorCode.INVALID_MSISDN, "A phone number has digits only (and + before the country code).")
+        raise DomainError(
+            ErrorCode.INVALID_MSISDN, "A phone number has digits only (and + before the country code)."
+        )
     if len(text) == _MIN_DIGITS and not text.startswith(NORWAY_PREFIX):
         text = NORWAY_PREFIX + text
     if not _MIN_DIGITS < len(text) <= _MAX_DIGITS or text.startswith("0"):

@@ -52,7 +52,9 @@ class SqlStaff:
         )
 
     async def holder_of(self, msisdn: str) -> uuid.UUID | None:
-        return await self.session.scalar(select(Subscription.employee_id).where(Subscription.msisdn == msisdn))
+        return await self.session.scalar(
+            select(Subscription.employee_id).where(Subscription.msisdn == msisdn)
+        )
 
     async def change_msisdn(self, subscription: Subscription, msisdn: str) -> None:
         subscription.msisdn = msisdn

@@ -250,7 +250,8 @@ async def _correct_number(uow: AdminUnitOfWork, employee: Employee, msisdn: str 
     subscription = employee.subscription
     if subscription is None or msisdn is None:
         raise DomainError(
-            ErrorCode.EMPLOYEE_HAS_NO_SUBSCRIPTION, "The employee has no subscription whose number to correct."
+            ErrorCode.EMPLOYEE_HAS_NO_SUBSCRIPTION,
+            "The employee has no subscription whose number to correct.",
         )
     holder = await uow.staff.holder_of(msisdn)
     if holder is not None and holder != employee.id:
