@@ -125,7 +125,7 @@ class LogRow:
 
 def field_changes(t: Translator, before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """A change in words: one line per field, in the pages' order."""
-    names = [f for f in FIELDS if f in before or f in after] + sorted(set(before) | set(after) - set(FIELDS))
+    names = [f for f in FIELDS if f in before or f in after] + sorted((set(before) | set(after)) - set(FIELDS))
     return [
         FieldChange(t(f"admin.field.{n}"), _value(t, n, before.get(n)), _value(t, n, after.get(n)))
         for n in names
