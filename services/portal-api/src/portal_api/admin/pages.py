@@ -125,7 +125,9 @@ class LogRow:
 
 def field_changes(t: Translator, before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
     """A change in words: one line per field, in the pages' order."""
-    names = [f for f in FIELDS if f in before or f in after] + sorted((set(before) | set(after)) - set(FIELDS))
+    names = [f for f in FIELDS if f in before or f in after] + sorted(
+        (set(before) | set(after)) - set(FIELDS)
+    )
     return [
         FieldChange(t(f"admin.field.{n}"), _value(t, n, before.get(n)), _value(t, n, after.get(n)))
         for n in names
@@ -294,7 +296,7 @@ async def change_employee_page(
                 ends_sessions="msisdn" in new,
             )
             return await _employee_page(request, actor, member, pending=pending)
-        await change_employee(uow, actor_id=who.employee_id, employee_id=employee_id, change=change)
+        outcome = await change_employee(uow, actor_id=who.employee_id, employee_id=employee_id, change=change)
     except DomainError as error:
         if error.code in (ErrorCode.NOT_AN_ADMINISTRATOR, ErrorCode.EMPLOYEE_NOT_FOUND):
             return _refused(request, error, actor)
@@ -308,7 +310,8 @@ async def change_employee_page(
             msisdn_typed=msisdn if change.msisdn is not None else None,
             status_code=_STATUS.get(error.code, 409),
         )
-    return RedirectResponse(f"{STAFF_PATH}/{employee_id}?{SAVED_PARAM}=1", status_code=303)
+    saved = f"?{SAVED_PARAM}=1" if outcome.entry is not None else ""
+    return RedirectResponse(f"{STAFF_PATH}/{employee_id}{saved}", status_code=303)
 
 
 @router.get(LOG_PATH)

@@ -255,11 +255,11 @@ async def _correct_number(uow: AdminUnitOfWork, employee: Employee, msisdn: str 
         )
     holder = await uow.staff.holder_of(msisdn)
     if holder is not None and holder != employee.id:
-        raise _taken(msisdn)
+        raise _taken()
     try:
         await uow.staff.change_msisdn(subscription, msisdn)
     except MsisdnTaken:
-        raise _taken(msisdn) from None
+        raise _taken() from None
     if open_orders := await uow.staff.open_orders_on(subscription.id):
         raise DomainError(
             ErrorCode.OPEN_ORDERS_ON_NUMBER,
@@ -269,8 +269,9 @@ async def _correct_number(uow: AdminUnitOfWork, employee: Employee, msisdn: str 
     return await uow.staff.end_sessions(employee.id)
 
 
-def _taken(msisdn: str) -> DomainError:
-    return DomainError(ErrorCode.MSISDN_TAKEN, f"Another employee's subscription has the number {msisdn}.")
+def _taken() -> DomainError:
+    # Without the number: a refusal's detail is logged, and a number is personal data.
+    return DomainError(ErrorCode.MSISDN_TAKEN, "Another employee's subscription has this number.")
 
 
 async def audit_log_page(
