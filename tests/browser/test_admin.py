@@ -12,11 +12,13 @@ import pytest
 from mport_shared.devstack import Stack
 from playwright.async_api import Browser, Page, expect
 
+from . import test_portal
 from .test_portal import PHONE, assert_accessible, browser, page, shot, sign_in, stack
 
 __all__ = ["browser", "page", "stack"]  # the fixtures, shared with the employee's browser tests
 
-pytestmark = pytest.mark.browser
+# The same marks: browser, and skipped on a developer's machine without Chromium (not in CI).
+pytestmark = test_portal.pytestmark
 
 
 @pytest.fixture
