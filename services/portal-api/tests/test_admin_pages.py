@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from portal_api.admin import pages
+from portal_api.admin.refusals import SmsRefusal
 from portal_api.models import Employee
-from portal_api.seed import HAKON, INGRID, KARI, PER
+from portal_api.seed import DEMO_BEDRIFT, HAKON, INGRID, KARI, PER
 from sqlalchemy import update
 
 from .conftest import Portal, place_order, sign_in
@@ -231,3 +234,24 @@ async def test_the_admin_pages_in_english(ingrid: tuple[httpx.AsyncClient, str])
     assert (await page(client, "/admin/endringslogg")).one("h1").text == "Audit log"
     html = await page(client, f"/admin/ansatte/{KARI.id}")
     button_named(html, "Correct number")
+
+
+async def test_the_employee_page_shows_what_the_sms_refusal_hook_gives(
+    ingrid: tuple[httpx.AsyncClient, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[uuid.UUID, uuid.UUID]] = []
+
+    async def refused(_uow: object, *, company_id: uuid.UUID, employee_id: uuid.UUID) -> list[SmsRefusal]:
+        asked.append((company_id, employee_id))
+        return [
+            SmsRefusal(
+                at=datetime.now(UTC), reason_code="country_not_allowed", reason="Landet er ikke tillatt"
+            )
+        ]
+
+    monkeypatch.setattr(pages, "sms_refusals_of", refused)
+    client, _ = ingrid
+    html = await page(client, f"/admin/ansatte/{HAKON.id}")
+    section = html.one("section", data_section="sms-refusals")
+    assert [li.text for li in html.find("li", within=section)] == ["Landet er ikke tillatt"]
+    assert asked == [(DEMO_BEDRIFT.id, HAKON.id)]

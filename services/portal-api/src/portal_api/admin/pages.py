@@ -20,7 +20,7 @@ from portal_api.admin.domain import (
     normalize_msisdn,
 )
 from portal_api.admin.listing import AdminCursors, BadCursor
-from portal_api.admin.refusals import NoSmsRefusals, SmsRefusals
+from portal_api.admin.refusals import sms_refusals_of
 from portal_api.admin.service import (
     LoggedChange,
     StaffMember,
@@ -225,6 +225,7 @@ def _form_change(form: dict[str, str]) -> ChangeEmployee:
 
 async def _employee_page(
     request: Request,
+    uow: UnitOfWork,
     actor: Employee,
     member: StaffMember,
     *,
@@ -233,8 +234,8 @@ async def _employee_page(
     msisdn_typed: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    refusals: SmsRefusals = getattr(request.app.state, "sms_refusals", None) or NoSmsRefusals()
     employee = member.employee
+    refusals = await sms_refusals_of(uow, company_id=actor.company_id, employee_id=employee.id)
     return render(
         request,
         "admin_ansatt.html",
@@ -245,7 +246,7 @@ async def _employee_page(
             "error": error,
             "msisdn_typed": msisdn_typed,
             "saved": request.query_params.get(SAVED_PARAM) == "1",
-            "sms_refusals": await refusals.of_employee(actor.company_id, employee.id),
+            "sms_refusals": refusals,
         },
         employee=actor,
         status_code=status_code,
@@ -261,7 +262,7 @@ async def employee_page(
     except DomainError as error:
         return _refused(request, error, await _me(uow, who.employee_id))
     actor = await administrator(uow, who.employee_id)
-    return await _employee_page(request, actor, member)
+    return await _employee_page(request, uow, actor, member)
 
 
 @router.post(STAFF_PATH + "/{employee_id}", dependencies=[Depends(require_csrf)])
@@ -295,7 +296,7 @@ async def change_employee_page(
                 changes=field_changes(t, old, new),
                 ends_sessions="msisdn" in new,
             )
-            return await _employee_page(request, actor, member, pending=pending)
+            return await _employee_page(request, uow, actor, member, pending=pending)
         outcome = await change_employee(uow, actor_id=who.employee_id, employee_id=employee_id, change=change)
     except DomainError as error:
         if error.code in (ErrorCode.NOT_AN_ADMINISTRATOR, ErrorCode.EMPLOYEE_NOT_FOUND):
@@ -304,6 +305,7 @@ async def change_employee_page(
         key = _PAGE_ERRORS.get(error.code)
         return await _employee_page(
             request,
+            uow,
             actor,
             member,
             error=t(key) if key else error.detail,
