@@ -191,7 +191,9 @@ class FakeStaff:
             people = [e for e in people if (e.name, e.id) > (after.name, after.employee_id)]
         return people[:limit]
 
-    async def in_company(self, company_id: uuid.UUID, employee_id: uuid.UUID) -> Employee | None:
+    async def in_company(
+        self, company_id: uuid.UUID, employee_id: uuid.UUID, *, lock: bool = False
+    ) -> Employee | None:
         employee = self.employees.people.get(employee_id)
         return employee if employee is not None and employee.company_id == company_id else None
 

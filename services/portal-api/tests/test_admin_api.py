@@ -5,6 +5,7 @@ not an administrator (403), another company's employee (404), bad input (422), n
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -359,3 +360,41 @@ async def test_a_number_taken_by_a_change_committed_meanwhile_is_the_same_409(
     problem(await ingrid.patch(KARI.id, {"msisdn": HAKON.msisdn}), 409, "msisdn-taken")
     assert (await employee_row(portal, KARI.id))[1] == KARI.msisdn
     assert await audit_rows(portal) == []
+
+
+@pytest.mark.parametrize("through", ["api", "page"])
+async def test_a_change_waits_for_a_code_confirmed_at_the_same_moment_and_builds_on_it(
+    portal: Portal, ingrid: Signed, through: str
+) -> None:
+    # The page reads the employee before it changes them: the change must read them again.
+    request = (
+        ingrid.patch(HAKON.id, {"self_service_allowed": False})
+        if through == "api"
+        else ingrid.client.post(
+            f"/admin/ansatte/{HAKON.id}",
+            data={
+                "endring": "selvbetjening",
+                "selvbetjening": "av",
+                "bekreftet": "1",
+                "csrf_token": ingrid.csrf,
+            },
+        )
+    )
+    # Håkon's row is locked, as the verification use cases lock it to confirm a code.
+    async with portal.app.state.runtime.sessions() as confirming:
+        await confirming.execute(select(Employee.id).where(Employee.id == HAKON.id).with_for_update())
+        switch_off = asyncio.create_task(request)
+        await asyncio.sleep(0.5)
+        assert not switch_off.done()  # it waits for the row, rather than acting on what it read
+        await confirming.execute(
+            update(Employee)
+            .where(Employee.id == HAKON.id)
+            .values(phone_verified_at=DEMO_VERIFIED_AT, self_service_active=True)
+        )
+        await confirming.commit()
+    response = await switch_off
+    assert response.status_code == (200 if through == "api" else 303), response.text
+    employee, _ = await employee_row(portal, HAKON.id)
+    assert (employee.self_service_allowed, employee.self_service_active) == (False, False)
+    [entry] = await audit_rows(portal)
+    assert entry.before == {"self_service_allowed": True, "self_service_active": True}

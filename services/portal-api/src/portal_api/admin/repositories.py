@@ -46,10 +46,15 @@ class SqlStaff:
         query = query.order_by(Employee.name, Employee.id).limit(limit)
         return (await self.session.scalars(query)).all()
 
-    async def in_company(self, company_id: uuid.UUID, employee_id: uuid.UUID) -> Employee | None:
-        return await self.session.scalar(
-            select(Employee).where(Employee.id == employee_id, Employee.company_id == company_id)
-        )
+    async def in_company(
+        self, company_id: uuid.UUID, employee_id: uuid.UUID, *, lock: bool = False
+    ) -> Employee | None:
+        query = select(Employee).where(Employee.id == employee_id, Employee.company_id == company_id)
+        if lock:
+            # Only the employee's row (the company is joined in), and read afresh once locked even
+            # if the session holds it already (the administrator changing themselves, a page).
+            query = query.with_for_update(of=Employee).execution_options(populate_existing=True)
+        return await self.session.scalar(query)
 
     async def holder_of(self, msisdn: str) -> uuid.UUID | None:
         return await self.session.scalar(

@@ -61,9 +61,12 @@ class Staff(Protocol):
         """By (name, id), those after `after`, at most `limit`, each with their subscription."""
         ...
 
-    async def in_company(self, company_id: uuid.UUID, employee_id: uuid.UUID) -> Employee | None:
+    async def in_company(
+        self, company_id: uuid.UUID, employee_id: uuid.UUID, *, lock: bool = False
+    ) -> Employee | None:
         """The employee with their subscription, if they are the company's; another company's
-        is indistinguishable from none."""
+        is indistinguishable from none. `lock`: their row is locked until the transaction ends,
+        and read as it is once locked (a code confirmed meanwhile is seen, not overwritten)."""
         ...
 
     async def holder_of(self, msisdn: str) -> uuid.UUID | None:
@@ -208,7 +211,9 @@ async def change_employee(
     msisdn = normalize_msisdn(change.msisdn) if change.msisdn is not None else None
     async with uow:
         actor = await administrator(uow, actor_id)
-        employee = await uow.staff.in_company(actor.company_id, employee_id)
+        # Locked: the verification use cases lock the employee's row too, so a code confirmed at
+        # the same moment comes wholly before or after this change (never active while not allowed).
+        employee = await uow.staff.in_company(actor.company_id, employee_id, lock=True)
         if employee is None:
             raise _not_found()
         catalog = await uow.products.catalog()
