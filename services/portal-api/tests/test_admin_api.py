@@ -6,15 +6,19 @@ not an administrator (403), another company's employee (404), bad input (422), n
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from portal_api.admin.repositories import SqlAuditLog, SqlStaff
+from portal_api.main import create_app
 from portal_api.models import AuditEntry, Employee, Subscription
 from portal_api.seed import DEMO_VERIFIED_AT, HAKON, INGRID, KARI, PER, SIRI
+from portal_api.settings import PortalSettings
 from portal_api.verification_rules import MAX_CONSECUTIVE_VERIFICATION_FAILURES
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -398,3 +402,14 @@ async def test_a_change_waits_for_a_code_confirmed_at_the_same_moment_and_builds
     assert (employee.self_service_allowed, employee.self_service_active) == (False, False)
     [entry] = await audit_rows(portal)
     assert entry.before == {"self_service_allowed": True, "self_service_active": True}
+
+
+def test_the_openapi_document_describes_the_patch_as_the_validator_takes_it(tmp_path: Path) -> None:
+    app = create_app(PortalSettings(PORTAL_MODE="local", database_url=f"sqlite+aiosqlite:///{tmp_path}/p.db"))
+    document = app.openapi()
+    patch = document["paths"]["/api/v1/admin/employees/{employee_id}"]["patch"]
+    assert set(patch["requestBody"]["content"]) == {"application/json", "application/merge-patch+json"}
+    assert {"403", "404", "409", "422"} <= set(patch["responses"])
+    schema = document["components"]["schemas"]["EmployeePatch"]
+    assert schema["additionalProperties"] is False
+    assert "null" not in json.dumps(schema["properties"])
