@@ -14,10 +14,26 @@ from types import TracebackType
 from typing import Self
 
 from mport_shared.events import Envelope, EventPayload
+from portal_api.admin.service import AdminUnitOfWork, LoggedChange, MsisdnTaken, StaffPosition
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
-from portal_api.models import ActiveService, Employee, Order, Subscription, Verification, VerificationRefusal
-from portal_api.orders.domain import ChangedOrder, Position, StatusChange, holds_the_place, takes_a_place
+from portal_api.models import (
+    ActiveService,
+    AuditEntry,
+    Employee,
+    Order,
+    Subscription,
+    Verification,
+    VerificationRefusal,
+)
+from portal_api.orders.domain import (
+    OPEN_STATUSES,
+    ChangedOrder,
+    Position,
+    StatusChange,
+    holds_the_place,
+    takes_a_place,
+)
 from portal_api.unit_of_work import IdempotencyKeyTaken, PendingVerificationTaken, PlaceTaken, UnitOfWork
 from portal_api.verifications.domain import DeliveryChange, DeliveryStatus, VerificationState
 
@@ -236,6 +252,99 @@ class FakeMessages:
 
 
 @dataclass
+class FakeStaff:
+    """The administrator's view of the employees, over the same people and orders as the rest."""
+
+    employees: FakeEmployees
+    orders: FakeOrders
+    ended_sessions: dict[uuid.UUID, int] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, int] = field(default_factory=dict)  # open sessions per employee
+    # A number another request commits between the friendly check and the write.
+    taken_at_write: set[str] = field(default_factory=set)
+    # What a rollback puts back: the database would not have kept an uncommitted number.
+    written: list[tuple[Subscription, str]] = field(default_factory=list)
+
+    async def of_company(
+        self, company_id: uuid.UUID, *, after: StaffPosition | None, limit: int
+    ) -> Sequence[Employee]:
+        people = sorted(
+            (e for e in self.employees.people.values() if e.company_id == company_id),
+            key=lambda e: (e.name, e.id),
+        )
+        if after is not None:
+            people = [e for e in people if (e.name, e.id) > (after.name, after.employee_id)]
+        return people[:limit]
+
+    async def in_company(
+        self, company_id: uuid.UUID, employee_id: uuid.UUID, *, lock: bool = False
+    ) -> Employee | None:
+        employee = self.employees.people.get(employee_id)
+        return employee if employee is not None and employee.company_id == company_id else None
+
+    async def holder_of(self, msisdn: str) -> uuid.UUID | None:
+        return next(
+            (
+                e.id
+                for e in self.employees.people.values()
+                if e.subscription is not None and e.subscription.msisdn == msisdn
+            ),
+            None,
+        )
+
+    async def change_msisdn(self, subscription: Subscription, msisdn: str) -> None:
+        if msisdn in self.taken_at_write:
+            raise MsisdnTaken()
+        self.written.append((subscription, subscription.msisdn))
+        subscription.msisdn = msisdn
+
+    async def open_orders_on(self, subscription_id: uuid.UUID) -> Sequence[uuid.UUID]:
+        return [
+            o.id
+            for o in self.orders.stored
+            if o.subscription_id == subscription_id and o.status in OPEN_STATUSES
+        ]
+
+    async def end_sessions(self, employee_id: uuid.UUID) -> int:
+        count = self.sessions.pop(employee_id, 0)
+        self.ended_sessions[employee_id] = self.ended_sessions.get(employee_id, 0) + count
+        return count
+
+
+@dataclass
+class FakeAuditLog:
+    employees: FakeEmployees
+    stored: list[AuditEntry] = field(default_factory=list)
+    pending: list[AuditEntry] = field(default_factory=list)
+
+    def add(self, entry: AuditEntry) -> None:
+        self.pending.append(entry)
+
+    async def of_company(
+        self, company_id: uuid.UUID, *, before_id: int | None, limit: int
+    ) -> Sequence[LoggedChange]:
+        entries = sorted(
+            (e for e in self.stored if e.company_id == company_id), key=lambda e: e.id, reverse=True
+        )
+        if before_id is not None:
+            entries = [e for e in entries if e.id < before_id]
+        people = self.employees.people
+        return [
+            LoggedChange(
+                entry=e,
+                actor_name=people[e.actor_employee_id].name,
+                subject_name=people[e.subject_employee_id].name,
+            )
+            for e in entries[:limit]
+        ]
+
+    def commit(self) -> None:
+        for entry in self.pending:
+            entry.id = len(self.stored) + 1
+            self.stored.append(entry)
+        self.pending.clear()
+
+
+@dataclass
 class FakeUnitOfWork:
     catalog: Catalog
     employees: FakeEmployees = field(default_factory=FakeEmployees)
@@ -247,10 +356,14 @@ class FakeUnitOfWork:
     commits: int = 0
     products: FakeProducts = field(init=False)
     orders: FakeOrders = field(init=False)
+    staff: FakeStaff = field(init=False)
+    audit_log: FakeAuditLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.products = FakeProducts(self.catalog)
         self.orders = FakeOrders(self.catalog)
+        self.staff = FakeStaff(self.employees, self.orders)
+        self.audit_log = FakeAuditLog(self.employees)
 
     def add_employee(self, employee: Employee, policy: PolicyDocument | None = None) -> None:
         self.employees.people[employee.id] = employee
@@ -286,6 +399,8 @@ class FakeUnitOfWork:
         self.verifications.refusals.extend(self.verifications.pending_refusals)
         self.verifications.pending.clear()
         self.verifications.pending_refusals.clear()
+        self.audit_log.commit()
+        self.staff.written.clear()
         self.messages.published.extend(self.messages.staged)
         self.messages.handled |= self.messages.claimed
         self.orders.pending.clear()
@@ -297,9 +412,17 @@ class FakeUnitOfWork:
         self.verifications.pending.clear()
         self.verifications.pending_refusals.clear()
         self.orders.pending.clear()
+        self.audit_log.pending.clear()
+        for subscription, msisdn in reversed(self.staff.written):
+            subscription.msisdn = msisdn
+        self.staff.written.clear()
         self.messages.staged.clear()
         self.messages.claimed.clear()
 
 
 def _checked(uow: FakeUnitOfWork) -> UnitOfWork:
     return uow  # mypy: the fake is a UnitOfWork
+
+
+def _checked_admin(uow: FakeUnitOfWork) -> AdminUnitOfWork:
+    return uow  # mypy: the fake is an AdminUnitOfWork too

@@ -32,6 +32,7 @@ from mport_shared.events import Envelope, OrderCompleted, OrderSnapshot, OrderSu
 from portal_api.main import create_app
 from portal_api.models import (
     ActiveService,
+    AuditEntry,
     Company,
     Employee,
     Order,
@@ -149,6 +150,14 @@ PROBES: dict[Route, Probe] = {
     ("POST", "/api/v1/verifications/{verification_id}/confirm"): Probe(
         role="employee", json=lambda _things: {"code": KNOWN_CODE}
     ),
+    # The administrator's API and pages about an employee (a change that changes nothing for the
+    # company's own; the other company's must not even learn that the employee exists).
+    ("PATCH", "/api/v1/admin/employees/{employee_id}"): Probe(
+        role="admin", json=lambda _things: {"self_service_allowed": True}
+    ),
+    ("GET", "/admin/ansatte/{employee_id}"): Probe(role="admin"),
+    # No form: the page asks to confirm a change of nothing.
+    ("POST", "/admin/ansatte/{employee_id}"): Probe(role="admin"),
 }
 
 # Routes that name or change nothing of a company's, and why.
@@ -316,6 +325,7 @@ async def company_rows(portal: Portal, company_id: uuid.UUID) -> dict[str, list[
         "active_services": select(ActiveService.__table__).where(
             ActiveService.subscription_id.in_(subscriptions)
         ),
+        "audit_log": select(AuditEntry.__table__).where(AuditEntry.company_id == company_id),
         "orders": select(Order.__table__).where(
             or_(
                 Order.company_id == company_id,

@@ -150,8 +150,14 @@ async def test_every_route_for_the_signed_in_refuses_a_session_that_has_ended(po
             dead.cookies = httpx.Cookies(ended)
             answer = await dead.request(
                 method,
-                path.replace("{order_id}", str(uuid.uuid4())).replace("{verification_id}", str(uuid.uuid4())),
-                json={"product_code": "nettvern", "code": "123456"} if method == "POST" else None,
+                path.replace("{order_id}", str(uuid.uuid4()))
+                .replace("{verification_id}", str(uuid.uuid4()))
+                .replace("{employee_id}", str(HAKON.id)),
+                json={"product_code": "nettvern", "code": "123456"}
+                if method == "POST"
+                else {}
+                if method == "PATCH"
+                else None,
                 headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4()), "Accept": "text/html"},
             )
         if path.startswith("/api/"):

@@ -36,6 +36,12 @@ class ErrorCode(StrEnum):
     VERIFICATION_LOCKED = "verification.locked"
     SMS_COUNTRY_NOT_ALLOWED = "verification.country-not-allowed"
     SMS_BUDGET_SPENT = "verification.sms-budget-spent"
+    NOT_AN_ADMINISTRATOR = "admin.not-an-administrator"
+    EMPLOYEE_NOT_FOUND = "admin.employee-not-found"
+    INVALID_MSISDN = "admin.invalid-msisdn"
+    MSISDN_TAKEN = "admin.msisdn-taken"
+    EMPLOYEE_HAS_NO_SUBSCRIPTION = "admin.no-subscription"
+    OPEN_ORDERS_ON_NUMBER = "admin.open-orders-on-number"
 
 
 class DomainError(Exception):

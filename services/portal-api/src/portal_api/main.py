@@ -17,6 +17,8 @@ from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
 from starlette.middleware.sessions import SessionMiddleware
 
+from portal_api.admin.pages import router as admin_pages_router
+from portal_api.admin.views import router as admin_router
 from portal_api.auth.oidc import OidcClient, make_client
 from portal_api.auth.oidc import router as oidc_router
 from portal_api.auth.sessions import Clock, purge_sessions, utc_now
@@ -157,8 +159,10 @@ def create_app(
         orders_router,
         verifications_router,
         live_router,
+        admin_router,
         pages_router,
         verification_pages_router,
+        admin_pages_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,6 +1,6 @@
-"""portal-api's tables: companies, people, sign-in sessions, subscriptions, catalog, policies and
-orders. The mapped classes are the entities the use cases work on; they need no session, so fakes
-hold them too."""
+"""portal-api's tables: companies, people, sign-in sessions, subscriptions, catalog, policies,
+orders and the administrators' audit log. The mapped classes are the entities the use cases work
+on; they need no session, so fakes hold them too."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mport_shared.events import Billing, OrderKind
 from mport_shared.messaging.tables import messaging_tables
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ColumnElement,
@@ -325,6 +326,31 @@ class VerificationRefusal(Base):
     msisdn: Mapped[str] = mapped_column(String(15))
     reason: Mapped[str] = mapped_column(String(30))  # a verifications.domain.RefusalReason
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEntry(Base):
+    """One administrator's change to one employee (admin/): who, when, what, and the changed fields
+    before and after. Written in the transaction of the change, so the log misses none and records
+    none that did not happen; never updated or deleted by the portal."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        # The company's log, newest first (GET /api/v1/admin/audit-log pages by id).
+        Index("ix_audit_log_company_id_id", "company_id", "id"),
+    )
+
+    # Increasing in insertion order: the log's order, and its keyset for paging.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"))
+    # No cascade: an employee who made or underwent a change stays in the log.
+    actor_employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"))
+    subject_employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"), index=True)
+    action: Mapped[str] = mapped_column(String(50))  # an admin.domain.AuditAction
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 tables = messaging_tables(Base.metadata)

@@ -171,6 +171,35 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         about="The company has been sent SMS_DAILY_BUDGET_PER_COMPANY codes today (since midnight "
         "UTC): try again after Retry-After seconds; the refusal is recorded for the administrator.",
     ),
+    ErrorCode.NOT_AN_ADMINISTRATOR: ProblemType(
+        slug="not-an-administrator", status=403, title="Not an administrator",
+        about="Only the company's mPort administrators may see or change its employees and "
+        "read its audit log.",
+    ),
+    ErrorCode.EMPLOYEE_NOT_FOUND: ProblemType(
+        slug="employee-not-found", status=404, title="Employee not found",
+        about="There is no such employee in the administrator's company.",
+    ),
+    ErrorCode.INVALID_MSISDN: ProblemType(
+        slug="invalid-msisdn", status=422, title="Invalid phone number",
+        about="A phone number is 8 to 15 digits in international form (E.164, e.g. 4791234567); "
+        "spaces, a leading + or 00 are removed, and 8 digits without a country prefix are a "
+        "Norwegian number (47 is put in front).",
+    ),
+    ErrorCode.MSISDN_TAKEN: ProblemType(
+        slug="msisdn-taken", status=409, title="Phone number taken",
+        about="Another employee's subscription has this number: correct theirs first.",
+    ),
+    ErrorCode.EMPLOYEE_HAS_NO_SUBSCRIPTION: ProblemType(
+        slug="employee-has-no-subscription", status=409, title="No subscription",
+        about="The employee has no mobile subscription, so there is no number to correct.",
+    ),
+    ErrorCode.OPEN_ORDERS_ON_NUMBER: ProblemType(
+        slug="open-orders-on-number", status=409, title="Open orders on the number",
+        about="Orders on the employee's current number are still with the carrier, which "
+        "provisions them on that number. Correct the number once they have completed or "
+        "failed (each has a deadline).",
+    ),
     INVALID_REQUEST: ProblemType(
         slug="invalid-request", status=422, title="Invalid request",
         about="The request does not have the expected shape; `errors` says where and why.",
@@ -197,8 +226,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     ),
     INVALID_CURSOR: ProblemType(
         slug="invalid-cursor", status=400, title="Invalid cursor",
-        about="The order list's cursor was changed or made for someone else: start again "
-        "without one, and follow the Link header's rel=\"next\" from there.",
+        about="A list's cursor (orders, employees, audit log) was changed or made for someone "
+        "else: start again without one, and follow the Link header's rel=\"next\" from there.",
     ),
     RATE_LIMITED: ProblemType(
         slug="rate-limited", status=429, title="Too many requests",

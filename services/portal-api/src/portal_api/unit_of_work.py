@@ -16,6 +16,8 @@ from mport_shared.events import Envelope, EventPayload
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portal_api.admin.repositories import SqlAuditLog, SqlStaff
+from portal_api.admin.service import AuditLog, Staff
 from portal_api.auth.sessions import SessionGuard
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
@@ -193,6 +195,10 @@ class UnitOfWork(Protocol):
     def verifications(self) -> Verifications: ...
     @property
     def messages(self) -> Messages: ...
+    @property
+    def staff(self) -> Staff: ...
+    @property
+    def audit_log(self) -> AuditLog: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -253,6 +259,8 @@ class SqlAlchemyUnitOfWork:
         self.subscriptions = SqlSubscriptions(session)
         self.verifications = SqlVerifications(session, guard)
         self.messages = SqlMessages(session, consumer=consumer)
+        self.staff = SqlStaff(session)
+        self.audit_log = SqlAuditLog(session)
 
     async def __aenter__(self) -> Self:
         return self

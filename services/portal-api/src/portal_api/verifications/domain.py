@@ -21,6 +21,7 @@ from enum import StrEnum
 from mport_shared.events import VerificationCodeSent, VerificationDelivered, VerificationDeliveryFailed
 
 from portal_api.errors import DomainError, ErrorCode
+from portal_api.verification_rules import MAX_CONSECUTIVE_VERIFICATION_FAILURES
 
 DeliveryEvent = VerificationCodeSent | VerificationDelivered | VerificationDeliveryFailed
 
@@ -82,7 +83,7 @@ class CodeRules:
     max_tries_per_code: int = 5
     # Wrong codes in a row over all of the employee's codes before only the administrator can
     # unlock (employees.verification_failures).
-    max_failures: int = 100
+    max_failures: int = MAX_CONSECUTIVE_VERIFICATION_FAILURES
     per_number: tuple[SendLimit, ...] = (
         SendLimit(3, timedelta(minutes=15)),
         SendLimit(10, timedelta(days=1)),
