@@ -286,7 +286,7 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
-SIMULATOR_NAMES = ("carrier-simulator", "identity-simulator")
+SIMULATOR_NAMES = ("carrier-simulator", "sms-simulator", "identity-simulator")
 _MIGRATIONS = {
     "portal-api": "portal_api:migrations",
     "order-worker": "order_worker:migrations",
