@@ -253,10 +253,13 @@ def _router(gateway: Gateway) -> APIRouter:
 
     @router.get(SENDSMS_PATH, tags=["kannel"], response_class=PlainTextResponse)
     async def sendsms(request: Request) -> Response:
-        """Send an SMS (Kannel's sendsms: username, password, from, to, text, coding, dlr-mask, dlr-url)."""
+        """Send an SMS (Kannel's sendsms: username, password, from, to, text, coding, dlr-mask, dlr-url).
+
+        With a latency, the SMS is taken at once and the answer comes late: a sender that gives
+        up waiting (or dies) meanwhile has sent it all the same, as with a real gateway."""
+        status, text = gateway.answer(dict(request.query_params))
         if gateway.config.latency_ms:
             await asyncio.sleep(gateway.config.latency_ms / 1000)
-        status, text = gateway.answer(dict(request.query_params))
         return PlainTextResponse(text, status_code=status)
 
     @router.get("/messages", tags=["simulator"])

@@ -20,7 +20,7 @@ class SimulatorSettings(BaseSettings):
     # The one sendsms-user (the sms-worker's defaults).
     username: str = "mport"
     password: SecretStr = SecretStr("mport-local")
-    # Every sendsms answer waits this long (a slow gateway).
+    # Every sendsms answer waits this long (a slow gateway; what it takes, it takes at once).
     latency_ms: int = Field(default=0, ge=0, le=MAX_LATENCY_MS)
     # Share of sendsms requests answered 503 `Temporal failure, try again later.` (nothing sent).
     unavailable_rate: float = Field(default=0.0, ge=0.0, le=1.0)
