@@ -79,6 +79,12 @@ async def test_a_code_is_sent_once_reported_delivered_and_never_logged(
     assert message["text"].startswith(f"Din engangskode for mPort er {CODE}. Den gjelder til ")
     assert message["status"] == "delivered"
     assert message["reports"] == [8, 1]
+    async with httpx.AsyncClient() as client:
+        exposed = (await client.get(f"{stack.url('sms-worker')}/metrics")).text
+    assert 'mport_sms_gateway_call_seconds_count{outcome="sent"} 1.0' in exposed
+    assert 'mport_sms_delivery_reports_total{outcome="published"} 1.0' in exposed
+    assert CODE not in exposed
+    assert "4748123456" not in exposed
     await stack.stop("sms-worker")  # its last lines flushed
     await results.collect()
     assert len(results.of(payload.verification_id, VerificationCodeSent.event_type)) == 1

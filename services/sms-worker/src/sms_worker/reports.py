@@ -12,6 +12,7 @@ from mport_shared.logging import get_logger
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from sms_worker import metrics
 from sms_worker.store import ReportResult, Store
 
 log = get_logger(__name__)
@@ -29,16 +30,19 @@ def dlr_endpoint(
     async def delivery_report(request: Request) -> Response:
         params = request.query_params
         if not hmac.compare_digest(params.get("token", "").encode(), expected):
+            metrics.REPORTS.labels("refused").inc()
             log.warning("delivery report with a wrong or missing token refused", client=_client(request))
             return PlainTextResponse("Unauthorized", status_code=401)
         delivery_id = params.get("id", "")
         raw_type = params.get("type", "")
         if not delivery_id or not raw_type.isdigit() or not 0 < int(raw_type) < 256:
+            metrics.REPORTS.labels("refused").inc()
             log.warning("unreadable delivery report refused", report_type=raw_type[:20])
             return PlainTextResponse("Bad report: needs id and a numeric type", status_code=400)
         report_type = int(raw_type)
         reply = params.get("reply", "")
         result = await store.report(delivery_id, report_type=report_type, reply=reply, at=clock())
+        metrics.REPORTS.labels(result).inc()
         if result == ReportResult.UNKNOWN:
             log.warning(
                 "delivery report for an SMS we do not know",

@@ -19,10 +19,12 @@ from mport_shared.events import Envelope, EventPayload, VerificationFailureCode,
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import PermanentFailure
 
+from sms_worker import metrics
 from sms_worker.adapters.gateway import (
     GatewayOutcomeUnknown,
     GatewayRejected,
     GatewayUnavailable,
+    SendResult,
     SmsGateway,
 )
 from sms_worker.domain import SendState, is_allowed, retry_delay_s, sms_text
@@ -99,11 +101,7 @@ class SmsSending:
                 return
             attempts += 1
             try:
-                result = await self.gateway.send(
-                    to=request.msisdn,
-                    text=sms_text(request.code, request.expires_at),
-                    delivery_id=verification_id,
-                )
+                result = await self._send(request)
             except GatewayRejected as exc:
                 await self._fail(
                     verification_id,
@@ -146,10 +144,31 @@ class SmsSending:
             )
             return
 
+    async def _send(self, request: VerificationRequested) -> SendResult:
+        loop = asyncio.get_running_loop()
+        started, outcome = loop.time(), "unknown"
+        try:
+            result = await self.gateway.send(
+                to=request.msisdn,
+                text=sms_text(request.code, request.expires_at),
+                delivery_id=str(request.verification_id),
+            )
+            outcome = "sent"
+            return result
+        except GatewayRejected:
+            outcome = "rejected"
+            raise
+        except GatewayUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            metrics.GATEWAY_CALLS.labels(outcome).observe(loop.time() - started)
+
     async def _fail(
         self, verification_id: str, code: VerificationFailureCode, reason: str, *, expected: SendState
     ) -> None:
         if await self.store.fail(
             verification_id, code=code, reason=reason, at=self.clock(), expected=expected
         ):
+            metrics.NOT_SENT.labels(code.value).inc()
             log.info("SMS not sent", verification_id=verification_id, failure=code.value, reason=reason)
