@@ -1,13 +1,15 @@
-"""The store on a real PostgreSQL: each change only from the state it expects, its event in the
-same transaction, a report's outcome published once, and no code or text in the table."""
+"""The store on a real PostgreSQL (and on SQLite): each change only from the state it expects,
+its event in the same transaction, a report's outcome published once, and no code or text in
+the table."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from mport_shared.db import create_engine, session_factory
+from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.events import VerificationFailureCode
 from mport_shared.testing import MakeDatabase
 from sms_worker.domain import SendState
@@ -20,9 +22,17 @@ from .fakes import CODE, NOW, request
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def store(make_database: MakeDatabase) -> AsyncIterator[SqlDeliveryStore]:
-    engine = create_engine(await make_database("sms_worker:migrations"))
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def store(
+    request: pytest.FixtureRequest, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[SqlDeliveryStore]:
+    """On PostgreSQL, and on SQLite as `make run` has it."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'sms-worker.db'}"
+        await migrate("sms_worker:migrations", url)
+    else:
+        url = await make_database("sms_worker:migrations")
+    engine = create_engine(url)
     yield SqlDeliveryStore(session_factory(engine))
     await engine.dispose()
 
