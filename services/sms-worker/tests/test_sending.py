@@ -3,6 +3,7 @@ gateway and a controllable clock: no I/O, milliseconds."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,7 +20,12 @@ from mport_shared.events import (
     envelop,
 )
 from mport_shared.messaging.consumer import PermanentFailure
-from sms_worker.adapters.gateway import GatewayOutcomeUnknown, GatewayRejected, GatewayUnavailable
+from sms_worker.adapters.gateway import (
+    GatewayOutcomeUnknown,
+    GatewayRejected,
+    GatewayUnavailable,
+    SendResult,
+)
 from sms_worker.domain import SendState, outcome_of_report, retry_delay_s, sms_text
 from sms_worker.reports import DLR_PATH, dlr_endpoint
 from sms_worker.sending import SmsSending
@@ -92,8 +98,33 @@ async def test_a_request_found_mid_send_is_not_sent_again() -> None:
     await store.start_attempt(str(payload.verification_id))
     await sending.on_verification_requested(envelope_of(payload))
     assert gateway.calls == []
-    assert store.rows[str(payload.verification_id)].state is SendState.UNKNOWN
+    assert store.rows[str(payload.verification_id)].state is SendState.SENDING
     assert store.published == []
+
+
+async def test_a_duplicate_arriving_during_the_gateway_call_leaves_the_call_to_record_its_answer() -> None:
+    """Two deliveries of one message at once (the consumer handles a prefetch concurrently)."""
+    called, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    class HeldGateway:
+        async def send(self, *, to: str, text: str, delivery_id: str) -> SendResult:
+            nonlocal calls
+            calls += 1
+            called.set()
+            await release.wait()
+            return SendResult(gateway_message_id=delivery_id, queued=False)
+
+    store = MemoryStore()
+    sending = SmsSending(store=store, gateway=HeldGateway(), clock=Clock())
+    envelope = envelope_of(request())
+    first = asyncio.create_task(sending.on_verification_requested(envelope))
+    await called.wait()
+    await sending.on_verification_requested(envelope)  # the duplicate, while the first waits
+    release.set()
+    await first
+    assert calls == 1
+    assert len(store.of_type(VerificationCodeSent)) == 1
 
 
 async def test_an_expired_code_is_never_sent() -> None:

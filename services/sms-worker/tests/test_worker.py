@@ -12,7 +12,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from mport_shared.devstack import Stack
 from mport_shared.events import VerificationCodeSent, VerificationDelivered, VerificationDeliveryFailed
-from mport_shared.testing import MakeStack, wait_for
+from mport_shared.testing import MakeStack, latest_sms_code, wait_for
 
 from .conftest import CODE, Results, publish, requested
 
@@ -78,6 +78,9 @@ async def test_a_code_is_sent_once_reported_delivered_and_never_logged(
     assert message["from"] == "mPort"
     assert message["text"].startswith(f"Din engangskode for mPort er {CODE}. Den gjelder til ")
     assert message["status"] == "delivered"
+    async with httpx.AsyncClient() as client:
+        assert await latest_sms_code(client, stack.url("sms-simulator"), "4748123456") == CODE
+        assert await latest_sms_code(client, stack.url("sms-simulator"), "4791234567") is None
     assert message["reports"] == [8, 1]
     async with httpx.AsyncClient() as client:
         exposed = (await client.get(f"{stack.url('sms-worker')}/metrics")).text
@@ -113,9 +116,10 @@ async def test_a_worker_killed_between_send_and_ack_sends_once(
     await stack.start("sms-worker")  # the message is redelivered to it
 
     async def decided() -> bool:
-        return await worker_state(stack, payload.verification_id) == "unknown"
+        return "not sending it again" in logs_of(stack)
 
     await wait_for(decided, what="the redelivery to find the SMS maybe sent")
+    assert await worker_state(stack, payload.verification_id) == "sending"
     # The SMS did go out, so its delivery report still comes, to the restarted worker.
     await results.wait(payload.verification_id, VerificationDelivered.event_type)
     assert len(await messages(stack)) == 1

@@ -15,7 +15,7 @@ class SendState(StrEnum):
     """Where a verification's one SMS stands with the gateway (the sms_deliveries row)."""
 
     PENDING = "pending"  # recorded; the gateway has provably not taken it (yet): a send may follow
-    SENDING = "sending"  # a call to the gateway is (or was, if the worker died) under way
+    SENDING = "sending"  # a call to the gateway is (or was, if its worker died) under way: maybe sent
     SENT = "sent"  # the gateway accepted it
     UNKNOWN = "unknown"  # a call whose outcome nobody knows: never sent again
     FAILED = "failed"  # never sent, for good (rejected, expired, not allowed)

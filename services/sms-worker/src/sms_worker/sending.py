@@ -2,9 +2,10 @@
 
 At most once, even when the message is redelivered or the worker dies between the gateway's
 answer and the ack: the SMS is recorded as `sending` (committed) before the gateway is called.
-A later delivery that finds `sending` cannot know whether the gateway took it, and Kannel's
-sendsms has no idempotency key to ask with, so it is taken as sent-unknown and never sent again;
-if the gateway did take it, its delivery report still arrives and is published. Only a call the
+A later delivery that finds `sending` cannot know whether the gateway took it (or another
+consumer is still waiting for its answer), and Kannel's sendsms has no idempotency key to ask
+with, so it is taken as maybe sent and never sent again; if the gateway did take it, its
+delivery report still arrives and is published. Only a call the
 gateway provably did not take (it answered 503, or was never reached) is made again, with
 growing delays, for as long as the code lives."""
 
@@ -59,12 +60,11 @@ class SmsSending:
         verification_id = str(request.verification_id)
         delivery = await self.store.claim(request, traceparent=envelope.traceparent)
         if delivery.state is SendState.SENDING:
-            # A worker died (or lost its database) during the gateway call: maybe sent.
-            await self.store.unknown(
-                verification_id, error="the worker stopped during the gateway call; not sent again"
-            )
+            # Another delivery of this message is calling the gateway right now, or one did and
+            # its worker died before recording the answer: either way, maybe sent. The row is
+            # left as it is, so the call in hand can still record its answer.
             log.warning(
-                "an earlier attempt may have sent this SMS; not sending it again",
+                "this SMS is being sent, or may have been by a worker that stopped; not sending it again",
                 verification_id=verification_id,
             )
             return
