@@ -78,3 +78,22 @@ def test_make_run_uses_oidc_issuer_from_the_environment_when_it_is_set() -> None
     assert external_identity_provider({"OIDC_ISSUER": issuer, "OIDC_CLIENT_ID": "app"}) == issuer
     with pytest.raises(SystemExit, match="set OIDC_CLIENT_ID"):
         external_identity_provider({"OIDC_ISSUER": issuer})
+
+
+def test_the_sms_worker_sends_through_the_sms_simulator_with_one_report_token_per_run() -> None:
+    first, second = config(), config()
+    specs = {s.name: s for s in first.specs()}
+    simulator, worker = specs["sms-simulator"], specs["sms-worker"]
+    assert simulator.module == "sms_simulator"
+    assert not simulator.migrate
+    # Left out of the ports given: a free one, not the default another run may hold.
+    port = first.ports["sms-simulator"]
+    assert port != 8082
+    assert simulator.env["SMS_SIM_PORT"] == str(port)
+    assert worker.env["SMS_GATEWAY_URL"] == f"http://127.0.0.1:{port}/cgi-bin/sendsms"
+    assert worker.env["SMS_GATEWAY_USERNAME"] == simulator.env["SMS_SIM_USERNAME"]
+    assert worker.env["SMS_GATEWAY_PASSWORD"] == simulator.env["SMS_SIM_PASSWORD"]
+    assert worker.env["SMS_DLR_BASE_URL"] == "http://127.0.0.1:18092"
+    assert len(worker.env["SMS_DLR_SECRET"]) >= 32
+    [other] = [s for s in second.specs() if s.name == "sms-worker"]
+    assert worker.env["SMS_DLR_SECRET"] != other.env["SMS_DLR_SECRET"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from mport_shared.db import create_engine, session_factory
-from mport_shared.events import Envelope, EventPayload, OrderSubmitted, envelop
+from mport_shared.events import Envelope, EventPayload, OrderSubmitted, VerificationRequested, envelop
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.consumer import (
     ATTEMPTS_HEADER,
@@ -276,6 +277,42 @@ async def test_a_malformed_message_is_dead_lettered_at_once_with_the_reason(
     assert dead[0].headers[ATTEMPTS_HEADER] == 1
     assert dead[0].body == b"{not json"
     assert handled == []
+
+
+async def test_an_invalid_message_is_dead_lettered_naming_its_fields_never_their_values(
+    broker: AbstractRobustConnection,
+) -> None:
+    """A VerificationRequested whose code is of the wrong type: the reason (a header, and the log
+    line) says which field and why, never the code."""
+    queue = ServiceQueue("it-invalid-code", (VerificationRequested.event_type,))
+    consumer = Consumer(
+        channel=await confirming_channel(broker), queue=queue,
+        handlers={VerificationRequested.event_type: lambda _: asyncio.sleep(0)}, retry_delays_ms=(100,),
+        prefetch=4,
+    )  # fmt: skip
+    await consumer.start()
+    valid = VerificationRequested(
+        verification_id=uuid.uuid4(), company_id=uuid.uuid4(), employee_id=uuid.uuid4(),
+        msisdn="4748123456", code="493817", expires_at=datetime.now(UTC),
+    )  # fmt: skip
+    body = envelop(valid, source="/test", correlation_id="c").model_dump(mode="json")
+    body["data"]["code"] = 493817  # a number, not the six-digit string
+    body["data"]["msisdn"] = "not a number"
+    await _publish_raw(broker, json.dumps(body).encode(), VerificationRequested.event_type)
+    dead: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def dead_lettered() -> bool:
+        dead.extend(await _drain(broker, queue.dead_letter))
+        return bool(dead)
+
+    await wait_for(dead_lettered, timeout_s=5, what="the invalid message in the dead-letter queue")
+    await consumer.stop(grace_s=1)
+    reason = str(dead[0].headers[REASON_HEADER])
+    assert reason.startswith("invalid message: ")
+    assert "data.code: Input should be a valid string" in reason
+    assert "data.msisdn: String should match pattern" in reason
+    assert "493817" not in reason
+    assert "not a number" not in reason
 
 
 async def test_shutdown_finishes_the_message_in_hand_and_a_crash_loses_nothing(

@@ -19,6 +19,7 @@ from order_worker.settings import OrderWorkerSettings
 from payroll_worker.settings import PayrollWorkerSettings
 from portal_api.settings import PortalSettings
 from pydantic_settings import BaseSettings
+from sms_simulator.settings import SimulatorSettings as SmsSimulatorSettings
 from sms_worker.settings import SmsWorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +36,14 @@ REGENERATE = (
 SERVICES: dict[str, tuple[str, type[BaseSettings], int]] = {
     "portal-api": ("portal_api", PortalSettings, 8000),
     "carrier-simulator": ("carrier_simulator", SimulatorSettings, 8081),
+    "sms-simulator": ("sms_simulator", SmsSimulatorSettings, 8082),
     "order-worker": ("order_worker", OrderWorkerSettings, 8091),
     "sms-worker": ("sms_worker", SmsWorkerSettings, 8092),
     "payroll-worker": ("payroll_worker", PayrollWorkerSettings, 8093),
 }
+# The simulators depend on nothing: /healthz only, and their own prefixed variables.
+SIMULATOR_SETTINGS: tuple[type[BaseSettings], ...] = (SimulatorSettings, SmsSimulatorSettings)
+SIMULATOR_MODULES = ("carrier_simulator", "sms_simulator")
 SETTINGS_BY_MODULE = {module: settings for module, settings, _ in SERVICES.values()}
 DATABASE_SERVICES = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
 # Read by something other than the settings: uvicorn, or Kubernetes itself ($(POD_IP) in another value).
@@ -132,12 +137,14 @@ def test_compose_ports_match_the_design(compose: dict[str, Any], name: str) -> N
     module, settings, port = SERVICES[name]
     service = compose["services"][name]
     assert service["ports"] == [f"127.0.0.1:{port}:{port}"]
-    port_field = "port" if settings is SimulatorSettings else "http_port"
+    simulator = settings in SIMULATOR_SETTINGS
+    port_field = "port" if simulator else "http_port"
     assert settings.model_fields[port_field].default == port, f"{module}'s default port is not {port}"
     environment = service["environment"]
-    listen_port = environment["CARRIER_SIM_PORT" if settings is SimulatorSettings else "HTTP_PORT"]
+    prefix = str(settings.model_config.get("env_prefix") or "")
+    listen_port = environment[f"{prefix}PORT" if simulator else "HTTP_PORT"]
     assert int(listen_port) == port
-    probe = "/healthz" if settings is SimulatorSettings else "/readyz"
+    probe = "/healthz" if simulator else "/readyz"
     assert service["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}{probe}"
 
 
@@ -174,6 +181,12 @@ def test_compose_lets_services_drain_before_killing_them(compose: dict[str, Any]
         "http://carrier-simulator:8081/tmf-api/productOrderingManagement/v5"
     )
     assert compose["services"]["portal-api"]["environment"]["PORTAL_MODE"] == "local"
+    sms_worker = compose["services"]["sms-worker"]["environment"]
+    sms_simulator = compose["services"]["sms-simulator"]["environment"]
+    assert sms_worker["SMS_GATEWAY_URL"] == "http://sms-simulator:8082/cgi-bin/sendsms"
+    assert sms_worker["SMS_DLR_BASE_URL"] == "http://sms-worker:8092"
+    assert sms_worker["SMS_GATEWAY_USERNAME"] == sms_simulator["SMS_SIM_USERNAME"]
+    assert sms_worker["SMS_GATEWAY_PASSWORD"] == sms_simulator["SMS_SIM_PASSWORD"]
 
 
 # ---- image ----------------------------------------------------------------------------------
@@ -244,7 +257,7 @@ def test_deployment_has_probes_limits_and_drain_time(deployment: dict[str, Any])
     for container in pod["containers"]:
         module = python_module(container["command"])
         assert_runnable_module(module)
-        ready = "/healthz" if module == "carrier_simulator" else "/readyz"
+        ready = "/healthz" if module in SIMULATOR_MODULES else "/readyz"
         assert container["readinessProbe"]["httpGet"]["path"] == ready
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["resources"]["requests"]["memory"]
@@ -252,7 +265,7 @@ def test_deployment_has_probes_limits_and_drain_time(deployment: dict[str, Any])
         port = container["ports"][0]["containerPort"]
         assert port == SERVICES[deployment["metadata"]["name"]][2]
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        if module != "carrier_simulator":
+        if module not in SIMULATOR_MODULES:
             # Metrics on the service's port, or on a port of their own (the portal's is public).
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             env = {e["name"]: e.get("value") for e in container.get("env", [])}

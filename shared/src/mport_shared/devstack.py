@@ -1,8 +1,9 @@
 """Runs the whole system as local processes: `make run` uses it, and so do the end-to-end tests.
 
 Each service is a real process with its own database, talking to a real RabbitMQ; the carrier
-simulator and the identity simulator (the OpenID Connect provider behind "Bruk jobbkonto", unless
-the stack is told to use another provider) are real HTTP servers. Output lines are prefixed with
+simulator, the SMS gateway simulator (Kannel's sendsms; a developer reads the codes it "sent" at
+`/messages`) and the identity simulator (the OpenID Connect provider behind "Bruk jobbkonto",
+unless the stack is told to use another provider) are real HTTP servers. Output lines are prefixed with
 the service name. With a `RestartPolicy` the stack supervises its processes as an orchestrator
 would: one that exits on its own is started again after a growing delay while the rest keep
 running."""
@@ -31,13 +32,18 @@ import httpx
 
 CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
 # Stand-ins for the systems outside mPort; stopped after the services that call them.
-SIMULATORS = frozenset({"carrier-simulator", "identity-simulator"})
+SIMULATORS = frozenset({"carrier-simulator", "sms-simulator", "identity-simulator"})
 # The portal's client at the identity simulator: well-known local development values.
 IDENTITY_CLIENT_ID = "mport-portal"
 IDENTITY_CLIENT_SECRET = "local-dev-secret"  # noqa: S105
+# The sms-worker's sendsms-user at the SMS gateway simulator: local development values too.
+SMS_GATEWAY_USERNAME = "mport"
+SMS_GATEWAY_PASSWORD = "mport-local"  # noqa: S105
+SENDSMS_PATH = "/cgi-bin/sendsms"
 DEFAULT_PORTS: Mapping[str, int] = {
     "portal-api": 8000,
     "carrier-simulator": 8081,
+    "sms-simulator": 8082,
     "identity-simulator": 8083,
     "order-worker": 8091,
     "sms-worker": 8092,
@@ -68,6 +74,15 @@ class StackConfig:
     # Where browsers reach the portal (its OpenID Connect redirect URI is built on it); None: the
     # portal's port on 127.0.0.1.
     portal_public_url: str | None = None
+    # The token the SMS gateway's delivery reports to the sms-worker carry: one per run, so a
+    # restarted sms-worker still accepts the reports of the SMS its predecessor sent.
+    sms_dlr_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    def __post_init__(self) -> None:
+        # A process left out of `ports` (a caller that names only what it starts) gets a free
+        # port, so that what points at it (the sms-worker at the SMS simulator) never points at
+        # a default port another run may hold.
+        self.ports = {**{n: free_port() for n in DEFAULT_PORTS if n not in self.ports}, **self.ports}
 
     @property
     def public_url(self) -> str:
@@ -109,6 +124,19 @@ class StackConfig:
                 },
                 migrate=False,
             ),
+            ProcessSpec(
+                "sms-simulator",
+                "sms_simulator",
+                p["sms-simulator"],
+                {
+                    "SMS_SIM_PORT": str(p["sms-simulator"]),
+                    "SMS_SIM_USERNAME": SMS_GATEWAY_USERNAME,
+                    "SMS_SIM_PASSWORD": SMS_GATEWAY_PASSWORD,
+                    "SMS_SIM_LOG_JSON": common["LOG_JSON"],
+                    **self.extra_env.get("sms-simulator", {}),
+                },
+                migrate=False,
+            ),
         ]
         if self.identity_simulator:
             issuer = self.identity_issuer()
@@ -145,7 +173,12 @@ class StackConfig:
                 ),
             ),
             ProcessSpec("sms-worker", "sms_worker", p["sms-worker"],
-                        env("sms-worker", DATABASE_URL=self.database_urls["sms-worker"])),
+                        env("sms-worker", DATABASE_URL=self.database_urls["sms-worker"],
+                            SMS_GATEWAY_URL=f"http://127.0.0.1:{p['sms-simulator']}{SENDSMS_PATH}",
+                            SMS_GATEWAY_USERNAME=SMS_GATEWAY_USERNAME,
+                            SMS_GATEWAY_PASSWORD=SMS_GATEWAY_PASSWORD,
+                            SMS_DLR_BASE_URL=f"http://127.0.0.1:{p['sms-worker']}",
+                            SMS_DLR_SECRET=self.sms_dlr_secret)),
             ProcessSpec("payroll-worker", "payroll_worker", p["payroll-worker"],
                         env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"])),
             ProcessSpec("portal-api", "portal_api", p["portal-api"],
@@ -466,6 +499,7 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         log_dir=var / "log",
         identity_simulator=external_issuer is None,
         portal_public_url=os.environ.get("PUBLIC_URL", "").strip() or None,
+        sms_dlr_secret=os.environ.get("SMS_DLR_SECRET") or secrets.token_urlsafe(32),
     )  # fmt: skip
     if external_issuer is None:
         identity = f"  identity provider {config.identity_issuer()}  (the simulator: pick a person there)\n"
@@ -486,6 +520,7 @@ async def _run_local(amqp_url: str, var: Path) -> None:
             f"  portal            {config.public_url}  (Bruk jobbkonto, e.g. as Kari Nordmann)\n"
             f"{identity}"
             f"  carrier simulator {stack.url('carrier-simulator')}{CARRIER_PATH}\n"
+            f"  SMS simulator     {stack.url('sms-simulator')}/messages  (the one-time codes it sent)\n"
             f"  logs              {var / 'log'}\n"
             "A service that stops unexpectedly is restarted. Press Ctrl-C to stop.\n",
             flush=True,

@@ -286,7 +286,7 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
-SIMULATOR_NAMES = ("carrier-simulator", "identity-simulator")
+SIMULATOR_NAMES = ("carrier-simulator", "sms-simulator", "identity-simulator")
 _MIGRATIONS = {
     "portal-api": "portal_api:migrations",
     "order-worker": "order_worker:migrations",
@@ -357,6 +357,21 @@ async def served(app: Callable[..., Awaitable[None]]) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+_SMS_CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+
+
+async def latest_sms_code(client: httpx.AsyncClient, simulator_url: str, msisdn: str) -> str | None:
+    """The one-time code in the newest SMS the SMS simulator "sent" to `msisdn`, as a developer
+    reads it at `/messages`; None when none has gone there yet."""
+    answer = await client.get(f"{simulator_url.rstrip('/')}/messages", params={"to": msisdn})
+    answer.raise_for_status()
+    for message in reversed(answer.json()):
+        found = _SMS_CODE.search(str(message.get("text", "")))
+        if found:
+            return found[1]
+    return None
 
 
 _SIGN_IN_ID = re.compile(r'name="sign_in" value="([^"]+)"')

@@ -11,6 +11,7 @@ from typing import Any
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
 
 from mport_shared import metrics
 from mport_shared.events import Envelope, EventPayload, parse_envelope
@@ -205,7 +206,14 @@ def _int_header(message: AbstractIncomingMessage, name: str, *, default: int) ->
 
 
 def _short(exc: BaseException, limit: int = 500) -> str:
-    text = " ".join(str(exc).split())
+    if isinstance(exc, ValidationError):
+        # Where and what, never the value: a field of a message may be a one-time code.
+        text = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'message'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+    else:
+        text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -1,0 +1,1 @@
+"""The sms-worker's way out to the SMS gateway."""
