@@ -19,7 +19,7 @@ import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from mport_shared.devstack import Stack, StackConfig, free_port
-from mport_shared.testing import RabbitServer
+from mport_shared.testing import RabbitServer, latest_sms_code
 from playwright.async_api import Browser, Page, Route, ViewportSize, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -527,3 +527,54 @@ async def test_a_refused_sign_in_is_an_accessible_page_that_says_why(page: Page,
     await assert_accessible(page, "the refused sign-in")
     response = await page.request.get(f"{stack.url('portal-api')}/api/v1/me")
     assert response.status == 401
+
+
+# ---- the seed guide, steps 9–12: Håkon confirms his number, then orders --------------------------
+
+
+async def test_hakon_confirms_his_number_with_the_code_from_the_sms_and_then_orders(
+    page: Page, stack: Stack
+) -> None:
+    # The whole system: the portal publishes the code, the sms-worker sends it through the SMS
+    # gateway simulator, which reports it delivered; Håkon reads it where a developer would.
+    await sign_in(page, stack, "Håkon Hafell", live=False)
+    await expect(
+        page.get_by_text("Her kan du bestille tjenester og tillegg til ditt abonnement.")
+    ).to_have_count(0)
+    await page.get_by_role("link", name="Bekreft telefonnummer").click()
+    await expect(page.get_by_role("heading", name="Bekreft telefonnummer for Håkon Hafell")).to_be_visible()
+    simulator = f"{stack.url('sms-simulator')}/messages"
+    await expect(page.get_by_role("link", name=simulator)).to_be_visible()  # where the code is, locally
+    await page.get_by_role("button", name="Send engangskode på SMS").click()
+    await expect(page.locator("[data-role=delivery]")).to_have_text(
+        "SMS-en med engangskoden er levert til telefonen din.", timeout=LIVE_TIMEOUT_MS
+    )
+    await shot(page, "hakon-1-code-delivered")
+    async with httpx.AsyncClient() as client:
+        code = await latest_sms_code(client, stack.url("sms-simulator"), "4748123456")
+    assert code is not None
+    await page.get_by_label("Legg inn engangskode mottatt på SMS").fill(code)
+    await page.get_by_role("button", name="Bekreft telefonnummer").click()
+    await expect(page.get_by_text("Ditt telefonnummer er bekreftet.")).to_be_visible()
+    await page.get_by_role("link", name="Ok").click()
+    await expect(page).to_have_url(f"{stack.url('portal-api')}/abonnement")
+    await expect(page.locator("html")).to_have_attribute("data-live", "ready")
+
+    # Now the box is there, and Ekstra Data can be ordered through it.
+    await expand(page, "Tilgjengelige tjenester")
+    extra = product(page, "ekstra-data-1gb")
+    await extra.get_by_role("button", name="Bestill").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Legges til følgende msisdn: 4748123456")
+    await dialog.get_by_role("button", name="Ok").click()
+    await expect(extra.get_by_role("button")).to_have_text("Bestilt", timeout=LIVE_TIMEOUT_MS)
+    await shot(page, "hakon-2-bestilt")
+    assert [o["status"] for o in await orders_of(page, stack, "ekstra-data-1gb")] == ["completed"]
+
+    # Not one log line of any service, of the whole run so far, carries the code.
+    log_dir = stack.config.log_dir
+    assert log_dir is not None
+    logs = {path.name: path.read_text(errors="replace") for path in log_dir.glob("*")}
+    assert {"portal-api", "sms-worker", "sms-simulator"} <= {name.split(".")[0] for name in logs}
+    assert "SMS handed to the gateway" in logs["sms-worker.log"]  # the logs of this very send
+    assert [name for name, text in logs.items() if code in text] == []

@@ -183,7 +183,8 @@ class StackConfig:
                         env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"])),
             ProcessSpec("portal-api", "portal_api", p["portal-api"],
                         env("portal-api", DATABASE_URL=self.database_urls["portal-api"],
-                            PUBLIC_URL=self.public_url, **portal_oidc)),
+                            PUBLIC_URL=self.public_url,
+                            SMS_SIMULATOR_URL=f"http://127.0.0.1:{p['sms-simulator']}", **portal_oidc)),
         ]  # fmt: skip
 
 
