@@ -324,6 +324,21 @@ async def test_a_code_sent_to_a_number_since_changed_is_refused(
     assert hakon.phone_verified_at is None
 
 
+async def test_the_page_forgets_a_code_sent_to_a_number_since_changed(
+    uow: FakeUnitOfWork, hakon: Employee, keeper: CodeKeeper
+) -> None:
+    # After the administrator corrects the number, the page offers a code to the new number
+    # instead of showing the old number's code and its SMS as if they were his.
+    await ask(uow, hakon, keeper)
+    assert (await page_state(uow, hakon, keeper)).open_code is not None
+    assert hakon.subscription is not None
+    hakon.subscription.msisdn = "4799999999"
+    state = await page_state(uow, hakon, keeper)
+    assert state.open_code is None
+    assert state.latest is None
+    assert state.refusal is None  # a new code to the new number may be sent at once
+
+
 async def test_another_employees_verification_is_not_found(
     uow: FakeUnitOfWork, hakon: Employee, keeper: CodeKeeper, codes: Codes
 ) -> None:

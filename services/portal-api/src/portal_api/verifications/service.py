@@ -246,6 +246,8 @@ class PageState:
 async def page_state(uow: UnitOfWork, employee: Employee, keeper: CodeKeeper) -> PageState:
     now = keeper.clock()
     latest = await uow.verifications.latest_of(employee.id)
+    if latest is not None and latest.msisdn != _requester(employee).msisdn:
+        latest = None  # sent to a number the employee no longer has: not theirs to show
     open_code = (
         latest
         if latest is not None and latest.state == VerificationState.PENDING and latest.expires_at > now
