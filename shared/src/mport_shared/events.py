@@ -44,6 +44,20 @@ class EmployeeCharge(BaseModel):
     currency: Literal["NOK"] = "NOK"
 
 
+class Consent(BaseModel):
+    """The employee's prior written agreement to a salary deduction (arbeidsmiljøloven § 14-15):
+    who accepted what text, for what amount, when. Recorded by the portal when the employee
+    pressed Ok in the confirm dialog; every deduction line refers to it by `consent_id`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    consent_id: uuid.UUID
+    employee_id: uuid.UUID
+    accepted_at: datetime
+    amount_ore: Ore = Field(ge=0)
+    billing: Billing
+    text: str
+
+
 class OrderSnapshot(BaseModel):
     """The order as it was placed; carried by every order event so consumers need no look-ups."""
 
@@ -56,10 +70,19 @@ class OrderSnapshot(BaseModel):
     product_code: str
     carrier_product_code: str
     kind: OrderKind
-    action: Literal["add", "modify"]
+    # add: a new service or SIM; modify: a plan change; delete: ending a monthly service.
+    action: Literal["add", "modify", "delete"]
     details: dict[str, str] = Field(default_factory=dict)
     employee_charge: EmployeeCharge
     placed_at: datetime
+    # For the payroll-worker, which never reads the portal's tables: the product's name as the
+    # employee knows it ("Ekstra Data 15GB"), the company's wage type (lønnsart) for this kind of
+    # order under its policy, and the consent to the deduction (None when the employee pays nothing).
+    product_name: str = ""
+    wage_type: str | None = None
+    consent: Consent | None = None
+    # Ending a service (action delete): the order that started it, whose monthly lines stop.
+    ends_order_id: uuid.UUID | None = None
 
 
 class OrderPlaced(EventPayload):
@@ -166,6 +189,53 @@ class VerificationDeliveryFailed(EventPayload):
     failed_at: datetime
 
 
+Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+class DeductionLineKind(StrEnum):
+    ONE_OFF = "one_off"  # a one-off product, once, in the period its order completed
+    MONTHLY = "monthly"  # a monthly product or plan difference, each period while active
+    REVERSAL = "reversal"  # undoes an earlier line (a correction or a mistaken charge)
+
+
+class DeductionLine(BaseModel):
+    """One salary deduction line, as the payroll system imports it. `line_id` is stable (the same
+    order, kind and period always give the same id), so a re-import never charges twice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    line_id: uuid.UUID
+    company_id: uuid.UUID
+    employee_id: uuid.UUID
+    employee_number: str
+    order_id: uuid.UUID
+    product_code: str
+    kind: DeductionLineKind
+    wage_type: str
+    # Deducted from the salary, in øre: positive for a deduction, negative for a reversal.
+    amount_ore: int
+    quantity: int = 1
+    period: Period
+    consent_id: uuid.UUID | None
+    text: str  # as the employee recognises it: "Ekstra Data 15GB 01.12.2026"
+
+
+class PayrollDeductionRecorded(EventPayload):
+    event_type: ClassVar[str] = "mport.payroll.deduction_recorded.v1"
+    line: DeductionLine
+    recorded_at: datetime
+
+
+class PayrollDeductionReversed(EventPayload):
+    """`line` is the reversal line (kind reversal, the negated amount); `reverses_line_id` the line
+    it undoes. Lines are never edited."""
+
+    event_type: ClassVar[str] = "mport.payroll.deduction_reversed.v1"
+    line: DeductionLine
+    reverses_line_id: uuid.UUID
+    reason: str
+    reversed_at: datetime
+
+
 PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -178,6 +248,8 @@ PAYLOAD_TYPES: dict[str, type[EventPayload]] = {
         VerificationCodeSent,
         VerificationDelivered,
         VerificationDeliveryFailed,
+        PayrollDeductionRecorded,
+        PayrollDeductionReversed,
     )
 }
 

@@ -16,6 +16,8 @@ from mport_shared.events import (
     OrderPlaced,
     OrderProgressed,
     OrderSubmitted,
+    PayrollDeductionRecorded,
+    PayrollDeductionReversed,
     VerificationCodeSent,
     VerificationDelivered,
     VerificationDeliveryFailed,
@@ -52,6 +54,8 @@ PORTAL_API = ServiceQueue(
         VerificationCodeSent.event_type,
         VerificationDelivered.event_type,
         VerificationDeliveryFailed.event_type,
+        PayrollDeductionRecorded.event_type,
+        PayrollDeductionReversed.event_type,
     ),
 )
 ORDER_WORKER = ServiceQueue("order-worker", (OrderPlaced.event_type,))
