@@ -55,10 +55,10 @@ async def add_all_to_outbox(
                 "expires_at": expires_at,
             }
         )
-    if len(rows) == 1:
-        await session.execute(insert(outbox).values(**rows[0]))
-    else:
-        await session.execute(insert(outbox), rows)  # ids follow the list's order
+    # The row as parameters, not .values(): building the statement's values was a twentieth of
+    # placing an order on SQLite.
+    statement = insert(outbox)
+    await session.execute(statement, rows[0] if len(rows) == 1 else rows)  # ids follow the list's order
     session.info[_ADDED] = True
 
 

@@ -113,6 +113,12 @@ _TOKEN_HASH = "session_token_hash"  # noqa: S105 (a parameter name)
 _SESSION_OF = and_(WebSession.employee_id == Employee.id, WebSession.token_hash == bindparam(_TOKEN_HASH))
 
 
+def fold_session(query: Select[Employee]) -> Select[Employee, datetime, datetime]:
+    """`query` joined with the session whose token hash is the parameter SessionGuard.params names
+    (inner: no session, no row), adding the session's times; a module may build it once."""
+    return query.add_columns(WebSession.created_at, WebSession.last_seen_at).join(WebSession, _SESSION_OF)
+
+
 @dataclass(slots=True, kw_only=True)
 class SessionGuard:
     """The session a request's cookie presents, to be checked once, the first time the request
@@ -136,7 +142,7 @@ class SessionGuard:
     def fold(self, query: Select[Employee]) -> Select[Employee, datetime, datetime]:
         """The query that loads the employee, joined with the session (inner: no session, no row);
         execute it with `params`."""
-        return query.add_columns(WebSession.created_at, WebSession.last_seen_at).join(WebSession, _SESSION_OF)
+        return fold_session(query)
 
     @property
     def params(self) -> dict[str, bytes]:
