@@ -42,6 +42,10 @@ class ErrorCode(StrEnum):
     MSISDN_TAKEN = "admin.msisdn-taken"
     EMPLOYEE_HAS_NO_SUBSCRIPTION = "admin.no-subscription"
     OPEN_ORDERS_ON_NUMBER = "admin.open-orders-on-number"
+    # Salary deductions (portal_api.payroll).
+    INVALID_PERIOD = "payroll.invalid-period"
+    PAYROLL_UNAVAILABLE = "payroll.unavailable"
+    PAYROLL_REFUSED = "payroll.refused"
 
 
 class DomainError(Exception):

@@ -34,6 +34,10 @@ from portal_api.orders.views import router as orders_router
 from portal_api.pages.rendering import STATIC_DIR
 from portal_api.pages.views import install_page_errors
 from portal_api.pages.views import router as pages_router
+from portal_api.payroll.client import PayrollWorkerClient, make_http
+from portal_api.payroll.pages import router as payroll_pages_router
+from portal_api.payroll.status import DeductionEventHandlers
+from portal_api.payroll.views import router as payroll_router
 from portal_api.problems import install_problem_handlers
 from portal_api.ratelimit import install_rate_limits
 from portal_api.security import SecurityHeadersMiddleware, hsts_value
@@ -64,6 +68,12 @@ def create_app(
     status = OrderStatusHandlers(units)
     runtime.handlers.update(status.handlers())
     runtime.handlers.update(VerificationStatusHandlers(units).handlers())
+    runtime.handlers.update(DeductionEventHandlers(units).handlers())
+    payroll_http = make_http(
+        base_url=settings.payroll_worker_url,
+        token=settings.payroll_api_token.get_secret_value(),
+        timeout_s=settings.payroll_timeout_s,
+    )
     code_keeper = CodeKeeper(
         secret=settings.effective_verification_secret, rules=settings.code_rules, clock=clock
     )
@@ -108,6 +118,7 @@ def create_app(
                 await live_feed.stop()
                 if oidc_http is not None:
                     await oidc_http.aclose()
+                await payroll_http.aclose()
                 await runtime.stop()
 
     # In production the API's description is not public unless configured (SERVE_OPENAPI,
@@ -128,6 +139,7 @@ def create_app(
     app.state.session_policy = session_policy
     app.state.clock = clock
     app.state.code_keeper = code_keeper
+    app.state.payroll = PayrollWorkerClient(payroll_http)
     install_problem_handlers(app)
     install_page_errors(app)
     install_rate_limits(app, settings)
@@ -160,9 +172,11 @@ def create_app(
         verifications_router,
         live_router,
         admin_router,
+        payroll_router,
         pages_router,
         verification_pages_router,
         admin_pages_router,
+        payroll_pages_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

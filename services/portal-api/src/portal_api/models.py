@@ -1,6 +1,6 @@
 """portal-api's tables: companies, people, sign-in sessions, subscriptions, catalog, policies,
-orders and the administrators' audit log. The mapped classes are the entities the use cases work
-on; they need no session, so fakes hold them too."""
+orders, the administrators' audit log and the deductions' read model. The mapped classes are the
+entities the use cases work on; they need no session, so fakes hold them too."""
 
 from __future__ import annotations
 
@@ -351,6 +351,39 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any]] = mapped_column(JSON)
     after: Mapped[dict[str, Any]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Deduction(Base):
+    """A salary deduction line as the payroll-worker recorded it (PayrollDeductionRecorded or
+    PayrollDeductionReversed): the portal's read model for Mine lønnstrekk and the administrator's
+    Lønnstrekk. Written only by the deduction events' handler, one row per line id, never changed:
+    a correction is a line of its own (kind reversal, negative amount, reverses_line_id). No
+    foreign keys: the payroll-worker's word is recorded as it is, whoever it names."""
+
+    __tablename__ = "deductions"
+    __table_args__ = (
+        # The administrator's view: a company's period. The employee's: their lines by period.
+        Index("ix_deductions_company_period", "company_id", "period"),
+        Index("ix_deductions_employee_period", "employee_id", "period"),
+    )
+
+    line_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    employee_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    employee_number: Mapped[str] = mapped_column(String(50))
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    product_code: Mapped[str] = mapped_column(String(50))
+    kind: Mapped[str] = mapped_column(String(20))  # a DeductionLineKind
+    wage_type: Mapped[str] = mapped_column(String(20))
+    # Øre deducted from the salary: positive for a deduction, negative for a reversal.
+    amount_ore: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int] = mapped_column(Integer)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM, a calendar month in Oslo time
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    text: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reverses_line_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reversal_reason: Mapped[str | None] = mapped_column(Text)
 
 
 tables = messaging_tables(Base.metadata)

@@ -200,6 +200,20 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "provisions them on that number. Correct the number once they have completed or "
         "failed (each has a deadline).",
     ),
+    ErrorCode.INVALID_PERIOD: ProblemType(
+        slug="invalid-period", status=400, title="Invalid pay period",
+        about="A pay period is a calendar month written YYYY-MM (e.g. 2026-12), month 01 to 12.",
+    ),
+    ErrorCode.PAYROLL_UNAVAILABLE: ProblemType(
+        slug="payroll-unavailable", status=503, title="Payroll unavailable",
+        about="The payroll-worker, which closes pay periods and makes the exports, did not answer "
+        "(down, too slow, or not set up: PAYROLL_WORKER_URL, PAYROLL_API_TOKEN). Nothing was "
+        "changed; try again in a while.",
+    ),
+    ErrorCode.PAYROLL_REFUSED: ProblemType(
+        slug="payroll-refused", status=409, title="Refused by payroll",
+        about="The payroll-worker refused the request; `detail` says why.",
+    ),
     INVALID_REQUEST: ProblemType(
         slug="invalid-request", status=422, title="Invalid request",
         about="The request does not have the expected shape; `errors` says where and why.",

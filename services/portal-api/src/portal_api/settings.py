@@ -93,6 +93,11 @@ class PortalSettings(ServiceSettings):
     sms_daily_budget_per_company: int = Field(default=200, ge=0, alias="SMS_DAILY_BUDGET_PER_COMPANY")
     # Where a developer reads the codes the SMS simulator "sent" (shown in local mode only).
     sms_simulator_url: str = Field(default="http://127.0.0.1:8082", alias="SMS_SIMULATOR_URL")
+    # The payroll-worker's internal HTTP API (period close, exports) and the bearer token both
+    # sides share; without a token the administrator's close and exports answer 503.
+    payroll_worker_url: str = Field(default="http://127.0.0.1:8093", alias="PAYROLL_WORKER_URL")
+    payroll_api_token: SecretStr = Field(default=SecretStr(""), alias="PAYROLL_API_TOKEN", repr=False)
+    payroll_timeout_s: float = Field(default=10.0, gt=0, le=300, alias="PAYROLL_TIMEOUT_S")
 
     @model_validator(mode="after")
     def _secret_outside_local(self) -> PortalSettings:

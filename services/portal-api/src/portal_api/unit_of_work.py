@@ -30,6 +30,8 @@ from portal_api.models import (
     VerificationRefusal,
 )
 from portal_api.orders.domain import ChangedOrder, Position, StatusChange
+from portal_api.payroll.repositories import SqlDeductions
+from portal_api.payroll.service import Deductions
 from portal_api.repositories import (
     CatalogCache,
     SqlEmployees,
@@ -199,6 +201,8 @@ class UnitOfWork(Protocol):
     def staff(self) -> Staff: ...
     @property
     def audit_log(self) -> AuditLog: ...
+    @property
+    def deductions(self) -> Deductions: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -261,6 +265,7 @@ class SqlAlchemyUnitOfWork:
         self.messages = SqlMessages(session, consumer=consumer)
         self.staff = SqlStaff(session)
         self.audit_log = SqlAuditLog(session)
+        self.deductions = SqlDeductions(session)
 
     async def __aenter__(self) -> Self:
         return self

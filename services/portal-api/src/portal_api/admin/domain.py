@@ -25,6 +25,7 @@ class AuditAction(StrEnum):
     """What an audit entry records; stable, like the problem codes (clients may switch on it)."""
 
     EMPLOYEE_UPDATED = "employee.updated"
+    PAYROLL_PERIOD_CLOSED = "payroll.period_closed"  # the subject is the administrator who closed it
 
 
 def normalize_msisdn(raw: str) -> str:
