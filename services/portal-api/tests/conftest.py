@@ -14,7 +14,16 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from mport_shared.db import create_engine, session_factory
-from mport_shared.events import Billing, EmployeeCharge, Envelope, OrderKind, OrderSnapshot, envelop
+from mport_shared.events import (
+    Billing,
+    DeductionLine,
+    DeductionLineKind,
+    EmployeeCharge,
+    Envelope,
+    OrderKind,
+    OrderSnapshot,
+    envelop,
+)
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.topology import declare_exchange
 from mport_shared.testing import MakeDatabase
@@ -66,7 +75,13 @@ async def make_portal(make_database: MakeDatabase, amqp_url: str) -> AsyncIterat
         engine = create_engine(database_url)
         await seed(session_factory(engine))
         await engine.dispose()
-        values: dict[str, object] = {"PORTAL_MODE": "local", **overrides}
+        # No payroll-worker unless a test serves one: nothing answers on port 9 (discard), so a
+        # payroll-worker of a `make run` on 8093 is never asked.
+        values: dict[str, object] = {
+            "PORTAL_MODE": "local",
+            "PAYROLL_WORKER_URL": "http://127.0.0.1:9",
+            **overrides,
+        }
         settings = PortalSettings(database_url=database_url, amqp_url=amqp_url, **values)  # type: ignore[arg-type]
         app = create_app(settings, clock=clock)
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
@@ -133,3 +148,37 @@ async def publish(amqp_url: str, *envelopes: Envelope[Any]) -> None:
 
 def worker_event(payload: Any) -> Envelope[Any]:
     return envelop(payload, source="/mport/order-worker", correlation_id="test")
+
+
+def deduction_line(
+    order_id: uuid.UUID | str,
+    *,
+    amount_ore: int = 14_900,
+    period: str = "2026-12",
+    kind: DeductionLineKind = DeductionLineKind.ONE_OFF,
+    employee_id: uuid.UUID = KARI.id,
+    employee_number: str = "1001",
+    company_id: uuid.UUID = DEMO_COMPANY_ID,
+    product_code: str = "ekstra-data-15gb",
+    text: str = "Ekstra Data 15GB 01.12.2026",
+) -> DeductionLine:
+    """A line as the payroll-worker records it (for Kari of Demo Bedrift unless told otherwise)."""
+    return DeductionLine(
+        line_id=uuid.uuid4(),
+        company_id=company_id,
+        employee_id=employee_id,
+        employee_number=employee_number,
+        order_id=uuid.UUID(str(order_id)),
+        product_code=product_code,
+        kind=kind,
+        wage_type="5200",
+        amount_ore=amount_ore,
+        quantity=1,
+        period=period,
+        consent_id=uuid.uuid4(),
+        text=text,
+    )
+
+
+def payroll_event(payload: Any) -> Envelope[Any]:
+    return envelop(payload, source="/mport/payroll-worker", correlation_id="test")

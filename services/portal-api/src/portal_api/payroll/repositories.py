@@ -38,4 +38,4 @@ class SqlDeductions:
                 Employee.company_id == company_id, Employee.id.in_(employee_ids)
             )
         )
-        return {employee_id: name for employee_id, name in rows.tuples()}
+        return {employee_id: name for employee_id, name in rows}
