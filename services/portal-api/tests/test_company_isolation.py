@@ -34,6 +34,7 @@ from portal_api.models import (
     ActiveService,
     AuditEntry,
     Company,
+    Deduction,
     Employee,
     Order,
     Policy,
@@ -41,6 +42,8 @@ from portal_api.models import (
     Subscription,
     Verification,
 )
+from portal_api.payroll.domain import period_of
+from portal_api.payroll.service import record_deduction
 from portal_api.seed import (
     DEMO_BEDRIFT,
     FJORD_LOGISTIKK,
@@ -57,7 +60,7 @@ from portal_api.verifications.domain import code_hmac
 from sqlalchemy import or_, select
 from starlette.routing import Mount
 
-from .conftest import Portal, publish, sign_in, snapshot, worker_event
+from .conftest import Portal, deduction_line, publish, sign_in, snapshot, worker_event
 from .test_pages import EventStream, Html, event_stream, served
 
 Role = Literal["employee", "admin"]
@@ -171,6 +174,16 @@ EXEMPT: dict[Route, str] = {
     ("POST", "/bekreft-telefonnummer/bekreft"): (
         "the page's form for the confirm route, probed above: the same use case, scoped to the caller"
     ),
+    # A pay period is a month, the same for every company, not a company's thing: these always ask
+    # the payroll-worker about the administrator's own company (test_deductions shows Per's close
+    # and exports reach the payroll-worker with Fjord Logistikk's id only).
+    ("POST", "/api/v1/admin/payroll/periods/{period}/close"): (
+        "closes the administrator's own company's period; names no company's thing"
+    ),
+    ("GET", "/api/v1/admin/payroll/periods/{period}/export"): (
+        "exports the administrator's own company's period; names no company's thing"
+    ),
+    ("POST", "/admin/lonnstrekk/lukk"): "the page's form for the close route (same use case, own company)",
 }
 
 # GET routes without parameters that the walk leaves to a test of their own.
@@ -261,6 +274,7 @@ async def _side(portal: Portal, company: DemoCompany, stack: contextlib.AsyncExi
         if person.msisdn:
             side.markers.add(person.msisdn)
     side.verification_id = await _pending_verification(portal, side.person("employee"), company)
+    side.markers.add(await _deduction(portal, side))
     side.markers.update(order["id"] for order in side.orders)
     side.markers.update(side.keys)
     return side
@@ -289,6 +303,23 @@ async def _pending_verification(portal: Portal, person: DemoPerson, company: Dem
         )
         await session.commit()
     return str(verification_id)
+
+
+async def _deduction(portal: Portal, side: Side) -> str:
+    """A deduction line of the employee's for their first order, in this month's pay period (the
+    administrator's Lønnstrekk shows it by default), as the payroll-worker's event records it;
+    its id is the marker."""
+    person = side.person("employee")
+    line = deduction_line(
+        side.orders[0]["id"],
+        period=period_of(datetime.now(UTC)),
+        employee_id=person.id,
+        employee_number=person.employee_number,
+        company_id=side.company.id,
+    )
+    async with portal.app.state.units.new() as uow:
+        await record_deduction(uow, message_id=str(uuid.uuid4()), line=line, recorded_at=datetime.now(UTC))
+    return str(line.line_id)
 
 
 @contextlib.asynccontextmanager
@@ -326,6 +357,9 @@ async def company_rows(portal: Portal, company_id: uuid.UUID) -> dict[str, list[
             ActiveService.subscription_id.in_(subscriptions)
         ),
         "audit_log": select(AuditEntry.__table__).where(AuditEntry.company_id == company_id),
+        "deductions": select(Deduction.__table__).where(
+            or_(Deduction.company_id == company_id, Deduction.employee_id.in_(employees))
+        ),
         "orders": select(Order.__table__).where(
             or_(
                 Order.company_id == company_id,
@@ -372,6 +406,7 @@ def test_every_route_that_names_or_changes_a_thing_has_a_probe(tmp_path: Path) -
 async def test_no_page_or_api_answer_shows_anyone_anything_of_the_other_company(portal: Portal) -> None:
     paths = walked_paths(portal.app)
     assert {"/", "/abonnement", "/bestillinger", "/policy", "/kontakt", "/api/v1/me"} <= set(paths)
+    assert {"/lonnstrekk", "/api/v1/deductions", "/admin/lonnstrekk"} <= set(paths)
     async with two_companies(portal) as (demo, fjord), portal.client() as anonymous:
         leaks: list[str] = []
         shown: dict[uuid.UUID, set[str]] = {demo.company.id: set(), fjord.company.id: set()}
