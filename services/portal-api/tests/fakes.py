@@ -20,6 +20,7 @@ from portal_api.catalog.products import Catalog, Product
 from portal_api.models import (
     ActiveService,
     AuditEntry,
+    Deduction,
     Employee,
     Order,
     Subscription,
@@ -34,6 +35,7 @@ from portal_api.orders.domain import (
     holds_the_place,
     takes_a_place,
 )
+from portal_api.payroll.service import PayrollUnitOfWork
 from portal_api.unit_of_work import IdempotencyKeyTaken, PendingVerificationTaken, PlaceTaken, UnitOfWork
 from portal_api.verifications.domain import DeliveryChange, DeliveryStatus, VerificationState
 
@@ -345,6 +347,31 @@ class FakeAuditLog:
 
 
 @dataclass
+class FakeDeductions:
+    """The deductions' read model: lines by id, committed or waiting for the commit."""
+
+    employees: FakeEmployees
+    stored: dict[uuid.UUID, Deduction] = field(default_factory=dict)
+    pending: dict[uuid.UUID, Deduction] = field(default_factory=dict)
+
+    async def get(self, line_id: uuid.UUID) -> Deduction | None:
+        return self.stored.get(line_id) or self.pending.get(line_id)
+
+    def add(self, line: Deduction) -> None:
+        self.pending[line.line_id] = line
+
+    async def of_employee(self, employee_id: uuid.UUID) -> Sequence[Deduction]:
+        return [d for d in self.stored.values() if d.employee_id == employee_id]
+
+    async def of_company(self, company_id: uuid.UUID, period: str) -> Sequence[Deduction]:
+        return [d for d in self.stored.values() if d.company_id == company_id and d.period == period]
+
+    async def names_in(self, company_id: uuid.UUID, employee_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        people = self.employees.people
+        return {i: people[i].name for i in employee_ids if i in people and people[i].company_id == company_id}
+
+
+@dataclass
 class FakeUnitOfWork:
     catalog: Catalog
     employees: FakeEmployees = field(default_factory=FakeEmployees)
@@ -358,12 +385,14 @@ class FakeUnitOfWork:
     orders: FakeOrders = field(init=False)
     staff: FakeStaff = field(init=False)
     audit_log: FakeAuditLog = field(init=False)
+    deductions: FakeDeductions = field(init=False)
 
     def __post_init__(self) -> None:
         self.products = FakeProducts(self.catalog)
         self.orders = FakeOrders(self.catalog)
         self.staff = FakeStaff(self.employees, self.orders)
         self.audit_log = FakeAuditLog(self.employees)
+        self.deductions = FakeDeductions(self.employees)
 
     def add_employee(self, employee: Employee, policy: PolicyDocument | None = None) -> None:
         self.employees.people[employee.id] = employee
@@ -400,6 +429,8 @@ class FakeUnitOfWork:
         self.verifications.pending.clear()
         self.verifications.pending_refusals.clear()
         self.audit_log.commit()
+        self.deductions.stored.update(self.deductions.pending)
+        self.deductions.pending.clear()
         self.staff.written.clear()
         self.messages.published.extend(self.messages.staged)
         self.messages.handled |= self.messages.claimed
@@ -413,6 +444,7 @@ class FakeUnitOfWork:
         self.verifications.pending_refusals.clear()
         self.orders.pending.clear()
         self.audit_log.pending.clear()
+        self.deductions.pending.clear()
         for subscription, msisdn in reversed(self.staff.written):
             subscription.msisdn = msisdn
         self.staff.written.clear()
@@ -426,3 +458,7 @@ def _checked(uow: FakeUnitOfWork) -> UnitOfWork:
 
 def _checked_admin(uow: FakeUnitOfWork) -> AdminUnitOfWork:
     return uow  # mypy: the fake is an AdminUnitOfWork too
+
+
+def _checked_payroll(uow: FakeUnitOfWork) -> PayrollUnitOfWork:
+    return uow  # mypy: and a PayrollUnitOfWork

@@ -236,7 +236,7 @@ class FakePayrollWorker:
             self.calls.append(("GET periods", company_id, authorization))
             if (no := refused(authorization)) is not None:
                 return no
-            listed = [
+            listed: list[dict[str, Any]] = [
                 {
                     "period": "2026-11",
                     "status": "closed",
@@ -559,3 +559,22 @@ async def test_the_admin_page_shows_periods_totals_per_employee_downloads_and_cl
         refused = await kari.get("/admin/lonnstrekk")
         assert refused.status_code == 403
         assert "LØNNSTREKK" not in Html((await kari.get("/")).text).text
+
+
+def test_the_openapi_document_names_the_payroll_routes_refusals() -> None:
+    from portal_api.main import create_app
+    from portal_api.settings import PortalSettings
+
+    app = create_app(PortalSettings(database_url="sqlite+aiosqlite:///:memory:", PORTAL_MODE="local"))  # type: ignore[call-arg]
+    paths = app.openapi()["paths"]
+    close = paths["/api/v1/admin/payroll/periods/{period}/close"]["post"]["responses"]
+    assert "payroll-unavailable" in close["503"]["content"]["application/problem+json"]["examples"]
+    assert "csrf-failed" in close["403"]["content"]["application/problem+json"]["examples"]
+    assert "invalid-period" in close["400"]["content"]["application/problem+json"]["examples"]
+    export = paths["/api/v1/admin/payroll/periods/{period}/export"]["get"]
+    [fmt] = [p for p in export["parameters"] if p["name"] == "format"]
+    schema = fmt["schema"]
+    if "$ref" in schema:
+        schema = app.openapi()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert schema["enum"] == ["json", "visma", "tripletex"]
+    assert "/api/v1/deductions" in paths
