@@ -6,12 +6,14 @@ payroll-worker (the token and the administrator's own company id checked), or to
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
@@ -37,7 +39,8 @@ from .conftest import (
     publish,
     sign_in,
 )
-from .test_pages import Html
+from .test_pages import Html, event_stream
+from .test_pages import served as served_portal
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +117,43 @@ async def test_a_redelivered_or_republished_line_adds_one_line_and_a_reversal_sh
             "charged by mistake",
         )
         assert await lines_in_db(portal) == 2
+
+
+async def test_a_new_line_is_pushed_to_its_employees_event_stream_only(portal: Portal) -> None:
+    async with (
+        served_portal(portal.app) as base_url,
+        httpx.AsyncClient(base_url=base_url) as kari,
+        httpx.AsyncClient(base_url=base_url) as siri,
+    ):
+        csrf = await sign_in(kari, KARI.email)
+        await sign_in(siri, SIRI.email)
+        order = await place_order(kari, csrf, "ekstra-data-15gb")
+        async with event_stream(kari) as kari_events, event_stream(siri) as siri_events:
+            karis = deduction_line(order["id"])
+            siris = deduction_line(
+                uuid.uuid4(), employee_id=SIRI.id, company_id=FJORD_COMPANY_ID, employee_number="2001"
+            )
+            # Kari's first: a stream that carried another's line would show it before its own.
+            await publish(
+                portal.amqp_url,
+                payroll_event(PayrollDeductionRecorded(line=karis, recorded_at=datetime.now(UTC))),
+                payroll_event(PayrollDeductionRecorded(line=siris, recorded_at=datetime.now(UTC))),
+            )
+            name, data = await siri_events.next_event()
+            assert (name, json.loads(data)["line_id"]) == ("deduction", str(siris.line_id))
+            name, data = await kari_events.next_event()
+            pushed = json.loads(data)
+            assert name == "deduction"
+            assert pushed == {
+                "line_id": str(karis.line_id),
+                "order_id": order["id"],
+                "period": "2026-12",
+                "kind": "one_off",
+                "amount_ore": 14_900,
+                "text": "Ekstra Data 15GB 01.12.2026",
+            }
+        page = Html((await kari.get("/lonnstrekk")).text)
+        assert page.find("div", data_live_deductions="")  # the page's script listens for them
 
 
 # ---- the employee's view -----------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Live order and verification status for the pages: every portal process copies status events
-from the broker into the server-sent event streams of the employees signed in to it
-(`GET /api/v1/events`)."""
+"""Live order and verification status, and new salary deductions, for the pages: every portal
+process copies status events from the broker into the server-sent event streams of the employees
+signed in to it (`GET /api/v1/events`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from mport_shared.events import (
     OrderFailed,
     OrderProgressed,
     OrderSubmitted,
+    PayrollDeductionRecorded,
+    PayrollDeductionReversed,
     VerificationCodeSent,
     VerificationDelivered,
     VerificationDeliveryFailed,
@@ -54,6 +56,8 @@ STATUS_EVENTS = (
     VerificationCodeSent.event_type,
     VerificationDelivered.event_type,
     VerificationDeliveryFailed.event_type,
+    PayrollDeductionRecorded.event_type,
+    PayrollDeductionReversed.event_type,
 )
 KEEP_ALIVE_S = 15
 # A stream that falls this far behind drops updates; the page asks for its open orders on reconnect.
@@ -104,7 +108,28 @@ class VerificationUpdate:
         return self.verification_id
 
 
-LiveUpdate = OrderUpdate | VerificationUpdate
+@dataclass(frozen=True, slots=True)
+class DeductionUpdate:
+    """A salary deduction line recorded for the employee: the data of one `deduction` event (Mine
+    lønnstrekk shows it once the portal's read model has it)."""
+
+    event: ClassVar[str] = "deduction"
+    line_id: str
+    order_id: str
+    period: str
+    kind: str
+    amount_ore: int
+    text: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @property
+    def subject(self) -> str:
+        return self.line_id
+
+
+LiveUpdate = OrderUpdate | VerificationUpdate | DeductionUpdate
 
 
 class TooManyStreams(Exception):
@@ -281,6 +306,16 @@ class LiveFeed:
     async def _route(self, event: EventPayload) -> tuple[uuid.UUID, LiveUpdate] | None:
         """Whose stream the event belongs on, and what it says."""
         match event:
+            case PayrollDeductionRecorded() | PayrollDeductionReversed():
+                line = event.line
+                return line.employee_id, DeductionUpdate(
+                    str(line.line_id),
+                    str(line.order_id),
+                    line.period,
+                    line.kind.value,
+                    line.amount_ore,
+                    line.text,
+                )
             case VerificationCodeSent() | VerificationDelivered() | VerificationDeliveryFailed():
                 return await self._route_verification(event)
             case OrderCompleted():

@@ -366,8 +366,33 @@
     } catch (_) { /* the stream will bring it */ }
   }
 
+  // ---- Mine lønnstrekk: a new line shows once the portal has recorded it -------------------
+  const deductionsPage = document.querySelector("[data-live-deductions]");
+
+  async function applyDeduction(update) {
+    if (!deductionsPage || !update || !update.line_id) return;
+    const id = String(update.line_id);
+    if ([...deductionsPage.querySelectorAll("[data-line-id]")].some((row) => row.dataset.lineId === id)) return;
+    // The event can come before the portal's own copy is committed: ask until it is there.
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      try {
+        const response = await fetch("/api/v1/deductions", {
+          headers: { Accept: "application/json" }, credentials: "same-origin",
+        });
+        if (response.ok) {
+          const body = await response.json();
+          if (body.periods.some((period) => period.lines.some((line) => line.id === id))) {
+            window.location.reload();
+            return;
+          }
+        }
+      } catch (_) { /* try again */ }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
   function connectLive() {
-    if (!box && !ordersTable && !verify) return;
+    if (!box && !ordersTable && !verify && !deductionsPage) return;
     if (!window.EventSource) return;
     const source = new EventSource("/api/v1/events");
     source.addEventListener("ready", () => {
@@ -380,6 +405,9 @@
     });
     source.addEventListener("order", (event) => {
       try { applyUpdate(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
+    });
+    source.addEventListener("deduction", (event) => {
+      try { applyDeduction(JSON.parse(event.data)); } catch (_) { /* a malformed event is skipped */ }
     });
     source.addEventListener("error", () => {
       document.documentElement.dataset.live = "reconnecting";
