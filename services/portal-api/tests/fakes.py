@@ -346,6 +346,10 @@ class FakeAuditLog:
         self.pending.clear()
 
 
+class DuplicateKey(Exception):
+    """What the database's primary key would raise (an IntegrityError) at commit."""
+
+
 @dataclass
 class FakeDeductions:
     """The deductions' read model: lines by id, committed or waiting for the commit."""
@@ -353,11 +357,15 @@ class FakeDeductions:
     employees: FakeEmployees
     stored: dict[uuid.UUID, Deduction] = field(default_factory=dict)
     pending: dict[uuid.UUID, Deduction] = field(default_factory=dict)
+    # Lines added again: the database's primary key refuses them at commit.
+    duplicates: list[uuid.UUID] = field(default_factory=list)
 
     async def get(self, line_id: uuid.UUID) -> Deduction | None:
         return self.stored.get(line_id) or self.pending.get(line_id)
 
     def add(self, line: Deduction) -> None:
+        if line.line_id in self.stored or line.line_id in self.pending:
+            self.duplicates.append(line.line_id)
         self.pending[line.line_id] = line
 
     async def of_employee(self, employee_id: uuid.UUID) -> Sequence[Deduction]:
@@ -423,6 +431,9 @@ class FakeUnitOfWork:
         if taken := self.verifications.conflict():
             await self.rollback()
             raise taken
+        if self.deductions.duplicates:
+            await self.rollback()
+            raise DuplicateKey("deductions.line_id")
         self.orders.stored.extend(self.orders.pending)
         self.verifications.stored.extend(self.verifications.pending)
         self.verifications.refusals.extend(self.verifications.pending_refusals)
@@ -445,6 +456,7 @@ class FakeUnitOfWork:
         self.orders.pending.clear()
         self.audit_log.pending.clear()
         self.deductions.pending.clear()
+        self.deductions.duplicates.clear()
         for subscription, msisdn in reversed(self.staff.written):
             subscription.msisdn = msisdn
         self.staff.written.clear()

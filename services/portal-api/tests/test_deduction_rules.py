@@ -195,3 +195,52 @@ def test_only_a_plain_filename_of_the_payroll_worker_is_passed_on() -> None:
     assert _filename("attachment; filename=../../etc/passwd") is None
     assert _filename('attachment; filename="a\\r\\nSet-Cookie: x"') is None
     assert _filename("inline") is None
+
+
+async def test_for_any_mix_of_lines_and_redeliveries_each_line_counts_once_in_its_period_and_employee() -> (
+    None
+):
+    """A property over many random runs (seeded, so a failure repeats): whatever lines arrive, in
+    whatever order and however often, the read model holds each once, every line is in exactly one
+    period group and one employee group, and the sums are the lines' sums."""
+    import random
+
+    for seed in range(200):
+        rng = random.Random(seed)
+        uow, kari, ingrid, _ = world()
+        staff = [kari, ingrid, *(person(f"Ansatt {i}") for i in range(rng.randint(0, 3)))]
+        for someone in staff[2:]:
+            uow.add_employee(someone)
+        lines = [
+            deduction_line(
+                uuid.uuid4(),
+                employee_id=(who := rng.choice(staff)).id,
+                employee_number=who.employee_number,
+                company_id=DEMO,
+                period=f"2026-{rng.randint(1, 12):02d}",
+                amount_ore=rng.choice((-1, 1)) * rng.randint(0, 200_000),
+            )
+            for _ in range(rng.randint(0, 12))
+        ]
+        deliveries = [(f"m{i}", line) for i, line in enumerate(lines)]
+        deliveries += rng.choices(deliveries, k=rng.randint(0, 6)) if deliveries else []  # redelivered
+        deliveries += [(f"again{i}", line) for i, line in enumerate(rng.sample(lines, k=len(lines) // 2))]
+        rng.shuffle(deliveries)
+        for message_id, line in deliveries:
+            await record_deduction(uow, message_id=message_id, line=line, recorded_at=NOW)
+
+        assert sorted(uow.deductions.stored) == sorted(line.line_id for line in lines), seed
+        everyone = [g for someone in staff for g in await deductions_of(uow, someone.id)]
+        assert sorted(d.line_id for g in everyone for d in g.lines) == sorted(line.line_id for line in lines)
+        assert all(g.total_ore == sum(d.amount_ore for d in g.lines) for g in everyone)
+        for someone in staff:
+            periods = [g.period for g in await deductions_of(uow, someone.id)]
+            assert periods == sorted(set(periods), reverse=True), seed
+        for period in {line.period for line in lines}:
+            _, found = await company_deductions(uow, ingrid.id, period)
+            in_period = [line for line in lines if line.period == period]
+            assert found.total_ore == sum(line.amount_ore for line in in_period), seed
+            assert sorted(d.line_id for e in found.employees for d in e.lines) == sorted(
+                line.line_id for line in in_period
+            )
+            assert len({e.employee_id for e in found.employees}) == len(found.employees)
