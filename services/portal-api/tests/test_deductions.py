@@ -569,6 +569,8 @@ async def test_the_admin_page_shows_periods_totals_per_employee_downloads_and_cl
         for href in downloads.values():
             assert (await ingrid.get(href)).status_code == 200
         assert [b for b in page.find("button") if b.text == "Lukk periode"]
+        picker = page.one("input", name="periode", type="month")
+        assert picker.attrs["value"] == "2026-12"
 
         # Lukk periode asks first, and closes nothing until confirmed.
         asked = await ingrid.post("/admin/lonnstrekk/lukk", data={"periode": "2026-12", "csrf_token": csrf})

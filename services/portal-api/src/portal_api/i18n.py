@@ -366,6 +366,8 @@ _NB: dict[str, str] = {
     "payroll.periods": "Lønnsperioder",
     "payroll.period": "Lønnsperiode {period}",
     "payroll.no_periods": "Ingen lønnsperioder ennå.",
+    "payroll.pick": "Lønnsperiode (ÅÅÅÅ-MM)",
+    "payroll.show": "Vis",
     "payroll.unavailable": (
         "Lønnssystemet svarer ikke akkurat nå, så periodenes status vises ikke. Prøv igjen om litt."
     ),
@@ -764,6 +766,8 @@ _EN: dict[str, str] = {
     "payroll.periods": "Pay periods",
     "payroll.period": "Pay period {period}",
     "payroll.no_periods": "No pay periods yet.",
+    "payroll.pick": "Pay period (YYYY-MM)",
+    "payroll.show": "Show",
     "payroll.unavailable": (
         "The payroll system does not answer just now, so the periods' status is not shown. Try again soon."
     ),
