@@ -152,7 +152,8 @@ async def test_every_route_for_the_signed_in_refuses_a_session_that_has_ended(po
                 method,
                 path.replace("{order_id}", str(uuid.uuid4()))
                 .replace("{verification_id}", str(uuid.uuid4()))
-                .replace("{employee_id}", str(HAKON.id)),
+                .replace("{employee_id}", str(HAKON.id))
+                .replace("{period}", "2026-12"),
                 json={"product_code": "nettvern", "code": "123456"}
                 if method == "POST"
                 else {}

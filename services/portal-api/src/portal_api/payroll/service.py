@@ -156,8 +156,8 @@ async def company_deductions(
     uow: PayrollUnitOfWork, actor_id: uuid.UUID, period: str
 ) -> tuple[Employee, CompanyPeriod]:
     """The administrator and their company's lines in the period, per employee with totals."""
-    check_period(period)
     actor = await administrator(uow, actor_id)
+    check_period(period)
     lines = await uow.deductions.of_company(actor.company_id, period)
     names = await uow.deductions.names_in(actor.company_id, {d.employee_id for d in lines})
     return actor, CompanyPeriod(period=period, employees=by_employee(lines, names))
@@ -202,8 +202,8 @@ async def close_period(
     """Have the payroll-worker close the administrator's company's period (generating its
     recurring lines; idempotent there), and log the close in the audit log. The log entry is
     written once the payroll-worker has answered: a close it refused or never got logs nothing."""
-    check_period(period)
     actor = await administrator(uow, actor_id)
+    check_period(period)
     try:
         closed = await payroll.close(actor.company_id, period)
     except PayrollUnavailable as error:
@@ -246,8 +246,8 @@ async def export_period(
     export_format: ExportFormat,
 ) -> ExportFile:
     """The payroll-worker's file of the administrator's company's period."""
-    check_period(period)
     actor = await administrator(uow, actor_id)
+    check_period(period)
     try:
         return await payroll.export(actor.company_id, period, export_format)
     except PayrollUnavailable as error:

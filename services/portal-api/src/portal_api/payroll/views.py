@@ -17,7 +17,7 @@ from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
 from portal_api.models import Deduction
 from portal_api.payroll.client import ClosedPeriod, PeriodStatus
-from portal_api.payroll.domain import EmployeeTotal, ExportFormat, PeriodLines
+from portal_api.payroll.domain import EmployeeTotal, ExportFormat, PeriodLines, period_of
 from portal_api.payroll.service import (
     PayrollSystem,
     close_period,
@@ -144,12 +144,17 @@ _WORKER = (ErrorCode.PAYROLL_UNAVAILABLE, ErrorCode.PAYROLL_REFUSED, ErrorCode.I
     responses=problem_responses(*_ADMIN, ErrorCode.INVALID_PERIOD, INVALID_REQUEST),
 )
 async def company_period(
+    request: Request,
     who: SignedInEmployee,
     uow: Uow,
-    period: Annotated[str, Query(max_length=20, description="the pay period, YYYY-MM")],
+    period: Annotated[
+        str | None, Query(max_length=20, description="the pay period, YYYY-MM; this month's by default")
+    ] = None,
 ) -> CompanyPeriodOut:
     """The company's deduction lines in the period, per employee with totals (the portal's copy of
     what the payroll-worker recorded)."""
+    if period is None:
+        period = period_of(request.app.state.clock())
     _actor, found = await company_deductions(uow, who.employee_id, period)
     return CompanyPeriodOut(
         period=found.period,
