@@ -142,6 +142,7 @@ class Probe:
 
 PROBES: dict[Route, Probe] = {
     ("GET", "/api/v1/orders/{order_id}"): Probe(role="employee"),
+    ("GET", "/bestillinger/{order_id}"): Probe(role="employee"),  # where Mine lønnstrekk links a line
     # The other company's Idempotency-Key places an order of the caller's own, never returns theirs.
     ("POST", "/api/v1/orders"): Probe(
         role="employee",

@@ -219,10 +219,18 @@ async def test_the_employee_sees_their_own_lines_by_period_with_sums_each_linked
         texts = [r.text for r in rows]
         assert any("Min Sky 25GB desember 2026" in text and "Månedlig trekk" in text for text in texts)
         links = {a.attrs["href"] for a in page.find("a") if a.text == "Se bestillingen"}
-        assert links == {f"/bestillinger#ordre-{data['id']}", f"/bestillinger#ordre-{sky['id']}"}
-        # The link lands on the order's row in Mine bestillinger.
-        orders = Html((await kari.get("/bestillinger")).text)
-        assert orders.one("tr", id=f"ordre-{data['id']}")
+        assert links == {f"/bestillinger/{data['id']}", f"/bestillinger/{sky['id']}"}
+        # The link shows the order as Mine bestillinger does (however old it is), to its employee only.
+        one = Html((await kari.get(f"/bestillinger/{data['id']}")).text)
+        assert [row.attrs["data-order-id"] for row in one.find("tr") if "data-order-id" in row.attrs] == [
+            data["id"]
+        ]
+        assert "Ekstra Data 15GB" in one.text
+        assert "Mine bestillinger" in one.text
+        refused = await siri.get(f"/bestillinger/{data['id']}")
+        assert refused.status_code == 404
+        assert "Fant ingen slik bestilling blant dine bestillinger." in Html(refused.text).text
+        assert Html((await kari.get("/bestillinger")).text).one("tr", id=f"ordre-{data['id']}")
         assert "Siris eget trekk" not in page.text
 
         siri_body = (await siri.get("/api/v1/deductions")).json()

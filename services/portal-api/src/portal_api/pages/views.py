@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -26,12 +27,12 @@ from portal_api.deps import (
     signed_in,
 )
 from portal_api.employees import signed_in_employee
-from portal_api.errors import NotSignedIn
+from portal_api.errors import DomainError, NotSignedIn
 from portal_api.i18n import Translator, pick_language
 from portal_api.models import Employee, Order
 from portal_api.orders.domain import OPEN_STATUSES, OrderStatus
 from portal_api.orders.listing import BadCursor, OrderCursors, order_page
-from portal_api.orders.service import PlacedOrder, orders_of
+from portal_api.orders.service import PlacedOrder, order_of, orders_of
 from portal_api.pages.rendering import (
     NEXT_PARAM,
     render,
@@ -290,6 +291,35 @@ async def orders_page(request: Request, who: SignedInEmployee, uow: Uow) -> Resp
             "first_page": cursor is None,
             "older_href": older,
             "newest_href": ORDERS_PATH if cursor is not None else None,
+        },
+        employee=employee,
+    )
+
+
+@router.get(ORDERS_PATH + "/{order_id}")
+async def one_order_page(request: Request, order_id: uuid.UUID, who: SignedInEmployee, uow: Uow) -> Response:
+    """One of the employee's orders, as Mine bestillinger shows it (Mine lønnstrekk links each line
+    here); another employee's order is a 404, as one that does not exist."""
+    employee = await signed_in_employee(uow, who.employee_id)
+    t = Translator(pick_language(request)[0])
+    try:
+        placed = await order_of(uow, employee.id, order_id)
+    except DomainError:
+        return render(
+            request,
+            "error.html",
+            {"message_key": "orders.not_found", "back_href": ORDERS_PATH, "back_key": "orders.newest"},
+            employee=employee,
+            status_code=404,
+        )
+    return render(
+        request,
+        "bestillinger.html",
+        {
+            "orders": order_rows(t, [placed]),
+            "first_page": False,
+            "older_href": None,
+            "newest_href": ORDERS_PATH,
         },
         employee=employee,
     )

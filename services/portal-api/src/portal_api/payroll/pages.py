@@ -52,7 +52,7 @@ class LineRow:
             kind=t(f"deductions.kind.{line.kind}"),
             amount=t.kr(line.amount_ore),
             order_id=str(line.order_id),
-            order_href=f"{ORDERS_PAGE}#ordre-{line.order_id}",
+            order_href=f"{ORDERS_PAGE}/{line.order_id}",
             reversal=line.reverses_line_id is not None,
         )
 
