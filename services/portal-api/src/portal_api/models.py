@@ -202,6 +202,22 @@ class Policy(Base):
     )
 
 
+class Consent(Base):
+    """An employee's prior written agreement to a salary deduction (arbeidsmiljøloven § 14-15):
+    the text the confirm dialog showed, the amount and billing it named, who pressed Ok and when.
+    Written in the transaction of the order it was given for; never updated or deleted."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"))
+    employee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("employees.id"), index=True)
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    amount_ore: Mapped[int] = mapped_column(Integer)
+    billing: Mapped[str] = mapped_column(String(10))  # a Billing
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("employee_id", "idempotency_key"),)
@@ -233,17 +249,31 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # When a completed monthly add-on was ended ("Avslutt"); until then it holds its place.
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What the OrderPlaced snapshot said, kept for the order's later events: add (a new service or
+    # SIM), modify (a plan change) or delete (ending a monthly add-on: ends_order_id started it).
+    action: Mapped[str] = mapped_column(String(10), default="add", server_default=text("'add'"))
+    ends_order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    product_name: Mapped[str] = mapped_column(String(100), default="", server_default=text("''"))
+    wage_type: Mapped[str | None] = mapped_column(String(10))  # the company's lønnsart for it
+    # The employee's acceptance of the deduction; None when the order costs them nothing.
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consents.id"))
+    consent: Mapped[Consent | None] = relationship(lazy="raise")
 
 
 # What may be open at once, enforced by the database (DESIGN §6). Each condition is both an
 # index predicate and the WHERE of the friendly check in orders.service, so the two agree.
 _OPEN = Order.status.in_(OPEN_STATUSES)
+DELETE_ACTION = "delete"
 HOLDS_MONTHLY_ADDON: ColumnElement[bool] = and_(
     Order.kind == OrderKind.ADDON.value,
+    Order.action != DELETE_ACTION,  # the order ending it holds a place of its own
+
     Order.billing == Billing.MONTHLY.value,
     Order.status != OrderStatus.FAILED.value,  # open, or completed and not yet ended
     Order.ended_at.is_(None),
 )
+# One open "Avslutt" per active add-on.
+HOLDS_SERVICE_END: ColumnElement[bool] = and_(Order.action == DELETE_ACTION, _OPEN)
 HOLDS_PLAN_CHANGE: ColumnElement[bool] = and_(Order.kind == OrderKind.PLAN.value, _OPEN)
 HOLDS_SIM_SERVICE: ColumnElement[bool] = and_(
     Order.kind.in_((OrderKind.SIM_ORDER.value, OrderKind.SIM_ACTIVATION.value)), _OPEN
@@ -257,6 +287,14 @@ OPEN_ORDER_INDEXES = (
         unique=True,
         postgresql_where=HOLDS_MONTHLY_ADDON,
         sqlite_where=HOLDS_MONTHLY_ADDON,
+    ),
+    Index(
+        "uq_orders_open_service_end",
+        Order.subscription_id,
+        Order.product_code,
+        unique=True,
+        postgresql_where=HOLDS_SERVICE_END,
+        sqlite_where=HOLDS_SERVICE_END,
     ),
     Index(
         "uq_orders_open_plan_change",
