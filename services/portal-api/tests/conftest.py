@@ -102,12 +102,23 @@ async def portal(make_portal: MakePortal) -> Portal:
 # ---- helpers for tests that play the workers' part on the bus ----
 
 
+async def accepting(client: httpx.AsyncClient, product_code: str) -> dict[str, Any]:
+    """What the page script adds to an order's body: the signed-in employee's acceptance of the
+    deduction the catalog states for the product (nothing when they pay nothing)."""
+    catalog = (await client.get("/api/v1/catalog")).json()
+    pays = next((p["employee_pays_ore"] for p in catalog if p["code"] == product_code), 0)
+    if not pays:
+        return {}
+    kr = f"{pays // 100},{pays % 100:02d} kr"
+    return {"accept_deduction": {"amount_ore": pays, "text": f"Dette medfører lønnstrekk: {kr}."}}
+
+
 async def place_order(
     client: httpx.AsyncClient, csrf: str, product_code: str, **details: str
 ) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code, "details": details},
+        json={"product_code": product_code, "details": details, **(await accepting(client, product_code))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert response.status_code == 202, response.text

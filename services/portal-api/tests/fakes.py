@@ -32,6 +32,7 @@ from portal_api.orders.domain import (
     ChangedOrder,
     Position,
     StatusChange,
+    ends_the_service,
     holds_the_place,
     takes_a_place,
 )
@@ -132,7 +133,25 @@ class FakeOrders:
             subscription_id=order.subscription_id,
             product_code=order.product_code,
             details=order.details,
+            action=order.action or "add",
+            ends_order_id=order.ends_order_id,
         )
+
+    async def ending(self, subscription_id: uuid.UUID, product_code: str) -> Order | None:
+        product = self.catalog.get(product_code)
+        assert product is not None
+        endings = [
+            o for o in self.stored if o.subscription_id == subscription_id and ends_the_service(o, product)
+        ]
+        return min(endings, key=lambda o: o.created_at, default=None)
+
+    async def end_service(self, subscription_id: uuid.UUID, product_code: str, *, at: datetime) -> None:
+        product = self.catalog.get(product_code)
+        assert product is not None
+        for o in self.stored:
+            if o.subscription_id == subscription_id and holds_the_place(o, product):
+                o.ended_at = at
+                o.updated_at = at
 
     def conflict(self, order: Order) -> IdempotencyKeyTaken | PlaceTaken | None:
         """What the database's constraints would say to storing `order` now."""
@@ -144,6 +163,8 @@ class FakeOrders:
         product = self.catalog.get(order.product_code)
         assert product is not None
         held = (o for o in self.stored if o.subscription_id == order.subscription_id)
+        if order.action == "delete":
+            return PlaceTaken() if any(ends_the_service(o, product) for o in held) else None
         if takes_a_place(product) and any(holds_the_place(o, product) for o in held):
             return PlaceTaken()
         return None
@@ -160,6 +181,10 @@ class FakeSubscriptions:
         services = self.by_id[subscription_id].services
         if not any(s.product_code == product_code for s in services):
             services.append(ActiveService(product_code=product_code, order_id=order_id))
+
+    async def remove_service(self, subscription_id: uuid.UUID, product_code: str) -> None:
+        subscription = self.by_id[subscription_id]
+        subscription.services = [s for s in subscription.services if s.product_code != product_code]
 
 
 @dataclass

@@ -60,7 +60,7 @@ from portal_api.verifications.domain import code_hmac
 from sqlalchemy import or_, select
 from starlette.routing import Mount
 
-from .conftest import Portal, deduction_line, publish, sign_in, snapshot, worker_event
+from .conftest import Portal, accepting, deduction_line, publish, sign_in, snapshot, worker_event
 from .test_pages import EventStream, Html, event_stream, served
 
 Role = Literal["employee", "admin"]
@@ -260,7 +260,11 @@ async def _side(portal: Portal, company: DemoCompany, stack: contextlib.AsyncExi
         key = str(uuid.uuid4())
         response = await clients["employee"].post(
             "/api/v1/orders",
-            json={"product_code": product_code, "details": details},
+            json={
+                "product_code": product_code,
+                "details": details,
+                **(await accepting(clients["employee"], product_code)),
+            },
             headers={"X-CSRF-Token": csrf["employee"], "Idempotency-Key": key},
         )
         assert response.status_code == 202, response.text
@@ -492,7 +496,7 @@ async def test_each_company_orders_under_its_own_policy(portal: Portal) -> None:
             (name, code): (
                 await client.post(
                     "/api/v1/orders",
-                    json={"product_code": code},
+                    json={"product_code": code, **(await accepting(client, code))},
                     headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
                 )
             )
@@ -607,7 +611,7 @@ async def test_the_event_stream_carries_nothing_of_the_other_companys_orders(por
 async def place(client: httpx.AsyncClient, csrf: str, product_code: str) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code},
+        json={"product_code": product_code, **(await accepting(client, product_code))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert response.status_code == 202, response.text

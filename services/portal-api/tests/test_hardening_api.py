@@ -14,7 +14,7 @@ from mport_shared.testing import wait_for
 from portal_api.live import LiveHub
 from portal_api.seed import HAKON, INGRID, KARI
 
-from .conftest import MakePortal, Portal, sign_in
+from .conftest import MakePortal, Portal, accepting, sign_in
 from .test_pages import event_stream, served
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ HSTS = "max-age=31536000; includeSubDomains"
 async def order(client: httpx.AsyncClient, csrf: str, product: str = "ekstra-data-1gb") -> httpx.Response:
     return await client.post(
         "/api/v1/orders",
-        json={"product_code": product},
+        json={"product_code": product, **(await accepting(client, product))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
 

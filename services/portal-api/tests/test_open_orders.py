@@ -17,7 +17,7 @@ from mport_shared.testing import wait_for
 from portal_api.models import tables
 from sqlalchemy import select
 
-from .conftest import Portal, publish, sign_in, snapshot, worker_event
+from .conftest import Portal, accepting, publish, sign_in, snapshot, worker_event
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ CONCURRENT = 20
 async def post(client: httpx.AsyncClient, csrf: str, product_code: str, **details: str) -> httpx.Response:
     return await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code, "details": details},
+        json={"product_code": product_code, "details": details, **(await accepting(client, product_code))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
 

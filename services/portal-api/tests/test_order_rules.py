@@ -22,11 +22,11 @@ from mport_shared.events import (
     OrderSnapshot,
     OrderSubmitted,
 )
-from portal_api.catalog.policy import DEMO_POLICY
+from portal_api.catalog.policy import DEMO_POLICY, decide
 from portal_api.catalog.products import CATALOG, Catalog
 from portal_api.errors import DomainError, ErrorCode
 from portal_api.models import ActiveService, Company, Employee, Order, SimCard, Subscription
-from portal_api.orders.domain import Position
+from portal_api.orders.domain import DeductionAcceptance, Position
 from portal_api.orders.service import (
     PlacedOrder,
     PlaceOrder,
@@ -98,14 +98,34 @@ def kari(uow: FakeUnitOfWork) -> Employee:
     return person
 
 
+AS_THE_POLICY_SAYS = DeductionAcceptance(amount_ore=-1, text="")  # the employee accepts what they are shown
+
+
+def shown(product_code: str) -> DeductionAcceptance | None:
+    """The acceptance of the deduction the confirm dialog shows under the demo policy, if any."""
+    catalog = Catalog(CATALOG)
+    product = catalog.get(product_code)
+    if product is None:
+        return None
+    amount = decide(DEMO_POLICY, product, catalog=catalog).charge.amount_ore
+    return DeductionAcceptance(amount_ore=amount, text=f"Dette medfører lønnstrekk: {amount} øre.") if amount else None
+
+
 async def order(
-    uow: FakeUnitOfWork, who: Employee, product_code: str, *, key: str | None = None, **details: str
+    uow: FakeUnitOfWork,
+    who: Employee,
+    product_code: str,
+    *,
+    key: str | None = None,
+    accept: DeductionAcceptance | None = AS_THE_POLICY_SAYS,
+    **details: str,
 ) -> PlacedOrder:
     command = PlaceOrder(
         employee_id=who.id,
         product_code=product_code,
         details=details,
         idempotency_key=key or str(uuid.uuid4()),
+        accept_deduction=shown(product_code) if accept is AS_THE_POLICY_SAYS else accept,
     )
     return await place_order(uow, command, clock=lambda: NOW)
 

@@ -14,7 +14,7 @@ from mport_shared.messaging.topology import ORDER_WORKER
 from portal_api.models import Order, tables
 from sqlalchemy import func, select
 
-from .conftest import Portal, sign_in
+from .conftest import Portal, accepting, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ async def order(
 ) -> httpx.Response:
     return await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code, "details": details},
+        json={"product_code": product_code, "details": details, **(await accepting(client, product_code))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": key or str(uuid.uuid4())},
     )
 

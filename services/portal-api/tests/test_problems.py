@@ -52,6 +52,9 @@ def test_placing_an_order_declares_each_refusal_and_the_required_idempotency_key
     assert _declared_types(operation, "409") == {
         uri[ErrorCode.ALREADY_ORDERED],
         uri[ErrorCode.ALREADY_ACTIVE],
+        uri[ErrorCode.DEDUCTION_CHANGED],
+        uri[ErrorCode.SERVICE_NOT_ACTIVE],
+        uri[ErrorCode.SERVICE_ALREADY_ENDING],
     } | {uri[ErrorCode.NO_SUBSCRIPTION]}
     assert {
         uri[ErrorCode.NOT_ALLOWED_BY_POLICY],
@@ -63,6 +66,7 @@ def test_placing_an_order_declares_each_refusal_and_the_required_idempotency_key
         uri[ErrorCode.INVALID_DETAILS],
         uri[ErrorCode.INVALID_ICC],
         uri[ErrorCode.IDEMPOTENCY_KEY_REUSED],
+        uri[ErrorCode.DEDUCTION_NOT_ACCEPTED],
         uri["request.invalid"],
     } == _declared_types(operation, "422")
     assert _declared_types(operation, "400") == {

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from .conftest import Portal, sign_in
+from .conftest import Portal, accepting, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +69,12 @@ def counted(portal: Portal) -> Iterator[Sql]:
         event.remove(engine, "commit", commit)
 
 
-async def order(client: httpx.AsyncClient, csrf: str, product_code: str) -> httpx.Response:
+async def order(
+    client: httpx.AsyncClient, csrf: str, product_code: str, *, body: dict[str, Any] | None = None
+) -> httpx.Response:
     return await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code},
+        json=body or {"product_code": product_code, **(await accepting(client, product_code))},
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
 
@@ -81,11 +83,16 @@ async def order(client: httpx.AsyncClient, csrf: str, product_code: str) -> http
     ("product", "shape"),
     [
         # A top-up, as make bench orders: the employee (with company, policy, subscription and
-        # its services, and the session, in one query), the order, its OrderPlaced event; one commit.
-        ("ekstra-data-1gb", ["SELECT employees", "INSERT orders", "INSERT outbox"]),
-        # What holds a place also asks for the order that holds it.
+        # its services, and the session, in one query), the employee's consent to the deduction,
+        # the order, its OrderPlaced event; one commit.
+        ("ekstra-data-1gb", ["SELECT employees", "INSERT consents", "INSERT orders", "INSERT outbox"]),
+        # What holds a place also asks for the order that holds it; the employer pays a Tvilling,
+        # so it needs no consent.
         ("tvilling", ["SELECT employees", "SELECT orders", "INSERT orders", "INSERT outbox"]),
-        ("bedrift-total-e", ["SELECT employees", "SELECT orders", "INSERT orders", "INSERT outbox"]),
+        (
+            "bedrift-total-e",
+            ["SELECT employees", "SELECT orders", "INSERT consents", "INSERT orders", "INSERT outbox"],
+        ),
     ],
 )
 async def test_placing_an_order_costs_its_statements_and_one_commit(
@@ -94,8 +101,9 @@ async def test_placing_an_order_costs_its_statements_and_one_commit(
     async with portal.client() as client:
         csrf = await sign_in(client, KARI)
         await order(client, csrf, "ekstra-data-5gb")  # the catalog is loaded once, then cached
+        body = {"product_code": product, **(await accepting(client, product))}
         with counted(portal) as sql:
-            response = await order(client, csrf, product)
+            response = await order(client, csrf, product, body=body)
     assert response.status_code == 202, response.text
     assert sql.shape == shape
     assert "JOIN web_sessions" in sql.statements[0]

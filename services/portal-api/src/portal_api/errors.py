@@ -21,6 +21,11 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED_BY_POLICY = "order.not-allowed-by-policy"
     IDEMPOTENCY_KEY_REUSED = "order.idempotency-key-reused"
     ORDER_NOT_FOUND = "order.not-found"
+    # Consent to a salary deduction (arbeidsmiljøloven § 14-15), and ending a service ("Avslutt").
+    DEDUCTION_NOT_ACCEPTED = "order.deduction-not-accepted"
+    DEDUCTION_CHANGED = "order.deduction-changed"
+    SERVICE_NOT_ACTIVE = "order.service-not-active"
+    SERVICE_ALREADY_ENDING = "order.service-already-ending"
     # Phone verification by SMS one-time code (portal_api.verifications).
     VERIFICATION_NOT_FOUND = "verification.not-found"
     VERIFICATION_ALREADY_CONFIRMED = "verification.already-confirmed"
@@ -46,6 +51,7 @@ class ErrorCode(StrEnum):
     INVALID_PERIOD = "payroll.invalid-period"
     PAYROLL_UNAVAILABLE = "payroll.unavailable"
     PAYROLL_REFUSED = "payroll.refused"
+    INVALID_POLICY = "admin.invalid-policy"
 
 
 class DomainError(Exception):

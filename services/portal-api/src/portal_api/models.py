@@ -267,7 +267,6 @@ DELETE_ACTION = "delete"
 HOLDS_MONTHLY_ADDON: ColumnElement[bool] = and_(
     Order.kind == OrderKind.ADDON.value,
     Order.action != DELETE_ACTION,  # the order ending it holds a place of its own
-
     Order.billing == Billing.MONTHLY.value,
     Order.status != OrderStatus.FAILED.value,  # open, or completed and not yet ended
     Order.ended_at.is_(None),

@@ -106,6 +106,26 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         slug="order-not-found", status=404, title="Order not found",
         about="There is no such order among the signed-in employee's orders.",
     ),
+    ErrorCode.DEDUCTION_NOT_ACCEPTED: ProblemType(
+        slug="deduction-not-accepted", status=422, title="Salary deduction not accepted",
+        about="The order costs the employee money, deducted from their salary, which needs their "
+        "prior written agreement (arbeidsmiljøloven § 14-15): send accept_deduction with the "
+        "amount_ore and the text the confirm dialog showed (`amount_ore` in the answer says how much).",
+    ),
+    ErrorCode.DEDUCTION_CHANGED: ProblemType(
+        slug="deduction-changed", status=409, title="Salary deduction changed",
+        about="The amount the employee accepted is not what the company's mobile policy says the "
+        "order costs them now (the price or the policy changed): show the new amount "
+        "(`amount_ore`) and ask again.",
+    ),
+    ErrorCode.SERVICE_NOT_ACTIVE: ProblemType(
+        slug="service-not-active", status=409, title="Service not active",
+        about="Only a monthly add-on active on the subscription can be ended (Avslutt).",
+    ),
+    ErrorCode.SERVICE_ALREADY_ENDING: ProblemType(
+        slug="service-already-ending", status=409, title="Service already being ended",
+        about="An order ending this add-on is already on its way: wait until it is done.",
+    ),
     ErrorCode.VERIFICATION_NOT_FOUND: ProblemType(
         slug="verification-not-found", status=404, title="Verification not found",
         about="There is no such verification among the signed-in employee's.",
@@ -213,6 +233,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     ErrorCode.PAYROLL_REFUSED: ProblemType(
         slug="payroll-refused", status=409, title="Refused by payroll",
         about="The payroll-worker refused the request; `detail` says why.",
+    ),
+    ErrorCode.INVALID_POLICY: ProblemType(
+        slug="invalid-policy", status=422, title="Invalid mobile policy",
+        about="The policy breaks a rule between its fields and the catalog; `errors` names each "
+        "place (`loc`) and why (`msg`): a rule for an unknown product or category, a share "
+        "without payer employee or in percent and øre at once, a plan rule other than "
+        "not_allowed, plan_covered_up_to not a plan, a wage type missing or not 1 to 6 digits.",
     ),
     INVALID_REQUEST: ProblemType(
         slug="invalid-request", status=422, title="Invalid request",

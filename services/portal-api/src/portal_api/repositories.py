@@ -19,7 +19,7 @@ from mport_shared.db import insert_if_absent
 from mport_shared.events import Billing, Envelope, EventPayload, OrderKind
 from mport_shared.messaging.inbox import claim_message
 from mport_shared.messaging.outbox import add_all_to_outbox
-from sqlalchemy import Select, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, raiseload
@@ -30,6 +30,7 @@ from portal_api.catalog.products import Catalog, Product
 from portal_api.models import (
     HOLDS_MONTHLY_ADDON,
     HOLDS_PLAN_CHANGE,
+    HOLDS_SERVICE_END,
     HOLDS_SIM_SERVICE,
     ActiveService,
     Company,
@@ -311,6 +312,8 @@ class SqlOrders:
                 _ORDERS.c.subscription_id,
                 _ORDERS.c.product_code,
                 _ORDERS.c.details,
+                _ORDERS.c.action,
+                _ORDERS.c.ends_order_id,
             )
         )
         row = result.first()
@@ -323,6 +326,26 @@ class SqlOrders:
             subscription_id=row.subscription_id,
             product_code=row.product_code,
             details=row.details,
+            action=row.action,
+            ends_order_id=row.ends_order_id,
+        )
+
+    async def ending(self, subscription_id: uuid.UUID, product_code: str) -> Order | None:
+        query = select(Order).where(
+            Order.subscription_id == subscription_id, Order.product_code == product_code, HOLDS_SERVICE_END
+        )
+        return await self.session.scalar(query.order_by(Order.created_at).limit(1))
+
+    async def end_service(self, subscription_id: uuid.UUID, product_code: str, *, at: datetime) -> None:
+        note_write(self.session)
+        await self.session.execute(
+            update(_ORDERS)
+            .where(
+                _ORDERS.c.subscription_id == subscription_id,
+                _ORDERS.c.product_code == product_code,
+                HOLDS_MONTHLY_ADDON,
+            )
+            .values(ended_at=at, updated_at=at)
         )
 
 
@@ -342,6 +365,14 @@ class SqlSubscriptions:
             ActiveService,
             {"subscription_id": subscription_id, "product_code": product_code, "order_id": order_id},
             keys=["subscription_id", "product_code"],
+        )
+
+    async def remove_service(self, subscription_id: uuid.UUID, product_code: str) -> None:
+        note_write(self.session)
+        await self.session.execute(
+            delete(ActiveService).where(
+                ActiveService.subscription_id == subscription_id, ActiveService.product_code == product_code
+            )
         )
 
 

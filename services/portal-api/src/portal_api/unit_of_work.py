@@ -117,12 +117,24 @@ class Orders(Protocol):
         """Apply the change if it applies to the order as stored now; the changed order, or None."""
         ...
 
+    async def ending(self, subscription_id: uuid.UUID, product_code: str) -> Order | None:
+        """The open order ending this add-on (Avslutt), if any (orders.domain.ends_the_service)."""
+        ...
+
+    async def end_service(self, subscription_id: uuid.UUID, product_code: str, *, at: datetime) -> None:
+        """The orders holding the add-on's place (completed, not ended) are ended now."""
+        ...
+
 
 class Subscriptions(Protocol):
     async def get(self, subscription_id: uuid.UUID) -> Subscription | None: ...
 
     async def add_service(self, subscription_id: uuid.UUID, product_code: str, order_id: uuid.UUID) -> None:
         """Record the add-on as active, unless it is already."""
+        ...
+
+    async def remove_service(self, subscription_id: uuid.UUID, product_code: str) -> None:
+        """The add-on is no longer active (it is gone already: nothing changes)."""
         ...
 
 

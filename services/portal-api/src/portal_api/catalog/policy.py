@@ -148,7 +148,9 @@ def policy_problems(policy: PolicyDocument, catalog: Catalog) -> list[PolicyProb
         if rule.payer is not Payer.EMPLOYEE:
             for share in ("employee_share_percent", "employee_share_ore"):
                 if share in given:
-                    problems.append(PolicyProblem((*loc, share), f"a share needs payer employee, not {rule.payer}"))
+                    problems.append(
+                        PolicyProblem((*loc, share), f"a share needs payer employee, not {rule.payer}")
+                    )
         elif "employee_share_percent" in given and "employee_share_ore" in given:
             problems.append(
                 PolicyProblem((*loc, "employee_share_ore"), "give a share in percent or in øre, not both")

@@ -139,12 +139,48 @@ _SIM_KINDS = (OrderKind.SIM_ORDER, OrderKind.SIM_ACTIVATION)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeductionAcceptance:
+    """What the employee accepted by pressing Ok: the amount the confirm dialog stated, in øre,
+    and its text ("Dette medfører lønnstrekk: 149,00 kr.")."""
+
+    amount_ore: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Accepted:
-    """An order the rules let through: the product, its details as cleaned, what the employee pays."""
+    """An order the rules let through: the product, its details as cleaned, what the employee
+    pays, the company's wage type for it, and the employee's acceptance when they pay anything."""
 
     product: Product
     details: dict[str, str]
     charge: EmployeeCharge
+    wage_type: str
+    acceptance: DeductionAcceptance | None
+
+
+def consent_problem(charge: EmployeeCharge, acceptance: DeductionAcceptance | None) -> DomainError | None:
+    """Why the employee's acceptance does not cover the charge (arbeidsmiljøloven § 14-15: a
+    deduction needs their prior written agreement to that amount), or None. An order costing them
+    nothing needs none; an acceptance of another amount than the policy's now is refused, so a
+    price changed under the employee is never charged without their asking again."""
+    if acceptance is None:
+        if charge.amount_ore == 0:
+            return None
+        return DomainError(
+            ErrorCode.DEDUCTION_NOT_ACCEPTED,
+            f"This order is deducted from your salary ({charge.amount_ore} øre, {charge.billing}): "
+            "accept the deduction first.",
+            amount_ore=charge.amount_ore,
+        )
+    if acceptance.amount_ore != charge.amount_ore:
+        return DomainError(
+            ErrorCode.DEDUCTION_CHANGED,
+            f"You accepted a deduction of {acceptance.amount_ore} øre, but the order now costs you "
+            f"{charge.amount_ore} øre: confirm the new amount.",
+            amount_ore=charge.amount_ore,
+        )
+    return None
 
 
 def takes_a_place(product: Product) -> bool:
@@ -164,6 +200,7 @@ def holds_the_place(order: Order, product: Product) -> bool:
         return (
             order.product_code == product.code
             and order.kind == OrderKind.ADDON
+            and order.action != "delete"  # ending it holds a place of its own (ends_the_service)
             and order.billing == Billing.MONTHLY
             and status is not OrderStatus.FAILED  # open, or completed and not yet ended
             and order.ended_at is None
@@ -171,6 +208,15 @@ def holds_the_place(order: Order, product: Product) -> bool:
     if product.kind in _SIM_KINDS:
         return order.product_code == product.code and is_open
     return False
+
+
+def ends_the_service(order: Order, product: Product) -> bool:
+    """Whether `order` is an open "Avslutt" of `product` (models.HOLDS_SERVICE_END says the same)."""
+    return (
+        order.action == "delete"
+        and order.product_code == product.code
+        and OrderStatus(order.status).value in OPEN_STATUSES
+    )
 
 
 def check_order(
@@ -181,6 +227,7 @@ def check_order(
     catalog: Catalog,
     policy: PolicyDocument,
     holder: Order | None,
+    acceptance: DeductionAcceptance | None = None,
 ) -> Accepted | DomainError:
     """Whether the employee may order the product, in the order a person would ask: a refusal is
     returned, not raised, because a repeated request is answered with its first order instead."""
@@ -207,7 +254,57 @@ def check_order(
     decision = decide(policy, product, catalog=catalog)
     if not decision.allowed:
         return DomainError(ErrorCode.NOT_ALLOWED_BY_POLICY, f"{product.name}: {decision.reason}.")
-    return Accepted(product=product, details=cleaned, charge=decision.charge)
+    if refused := consent_problem(decision.charge, acceptance):
+        return refused
+    return Accepted(
+        product=product,
+        details=cleaned,
+        charge=decision.charge,
+        wage_type=policy.wage_type_for(product),
+        acceptance=acceptance if decision.charge.amount_ore > 0 else None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ending:
+    """An "Avslutt" the rules let through: the active add-on and the order that started it."""
+
+    product: Product
+    starting_order_id: uuid.UUID | None  # None for a service on file from before orders
+    wage_type: str
+
+
+def check_ending(
+    *,
+    employee: Employee,
+    product_code: str,
+    catalog: Catalog,
+    policy: PolicyDocument,
+    holder: Order | None,
+) -> Ending | DomainError:
+    """Whether the employee may end the monthly add-on: self-service active, the add-on active
+    on their subscription, and no order ending it already on its way (`holder`)."""
+    subscription = employee.subscription
+    if subscription is None:
+        return DomainError(ErrorCode.NO_SUBSCRIPTION, "You have no mobile subscription.")
+    if not employee.self_service_active:
+        return DomainError(
+            ErrorCode.SELF_SERVICE_NOT_ACTIVATED,
+            "Self-service is not activated: confirm your phone number first (Bekreft telefonnummer).",
+        )
+    product = catalog.get(product_code)
+    if product is None:
+        return DomainError(ErrorCode.UNKNOWN_PRODUCT, f"Unknown product {product_code!r}.")
+    active = next((s for s in subscription.services if s.product_code == product.code), None)
+    if not product.is_monthly_addon or active is None:
+        return DomainError(ErrorCode.SERVICE_NOT_ACTIVE, f"{product.name} is not an active monthly add-on.")
+    if holder is not None:
+        return ending_already(product)
+    return Ending(product=product, starting_order_id=active.order_id, wage_type=policy.wage_type_for(product))
+
+
+def ending_already(product: Product) -> DomainError:
+    return DomainError(ErrorCode.SERVICE_ALREADY_ENDING, f"{product.name} is already being ended.")
 
 
 def checked_details(kind: OrderKind, details: Mapping[str, str]) -> dict[str, str] | DomainError:
@@ -242,11 +339,14 @@ def already(product: Product, holder: Order | None, catalog: Catalog) -> DomainE
     return DomainError(ErrorCode.ALREADY_ORDERED, f"{product.name} is already ordered and on its way.")
 
 
-def same_request(earlier: Order, product_code: str, details: Mapping[str, str]) -> DomainError | None:
+def same_request(
+    earlier: Order, product_code: str, details: Mapping[str, str], *, ending: bool = False
+) -> DomainError | None:
     """None if a request with the key that made `earlier` is that request again; else the refusal.
-    The order holds its details as cleaned when placed: the repeat's are cleaned the same way."""
+    The order holds its details as cleaned when placed: the repeat's are cleaned the same way.
+    `ending`: the request ends the product (Avslutt), which an order adding it is not."""
     repeat = fingerprint(product_code, clean_details(OrderKind(earlier.kind), details))
-    if fingerprint(earlier.product_code, earlier.details) != repeat:
+    if fingerprint(earlier.product_code, earlier.details) != repeat or (earlier.action == "delete") != ending:
         return DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED, "This Idempotency-Key was already used for a different order."
         )
@@ -302,6 +402,8 @@ class ChangedOrder:
     subscription_id: uuid.UUID
     product_code: str
     details: Mapping[str, str]
+    action: str = "add"
+    ends_order_id: uuid.UUID | None = None
 
 
 _OPEN = (OrderStatus.RECEIVED, OrderStatus.SUBMITTED)

@@ -9,20 +9,37 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from mport_shared.events import Envelope, EventPayload, OrderKind, OrderPlaced, OrderSnapshot, envelop
+from mport_shared.events import (
+    Billing,
+    EmployeeCharge,
+    Envelope,
+    EventPayload,
+    OrderKind,
+    OrderPlaced,
+    OrderSnapshot,
+    envelop,
+)
+from mport_shared.events import (
+    Consent as ConsentSnapshot,
+)
 from mport_shared.logging import get_logger
 
 from portal_api.catalog.products import Catalog, Product
 from portal_api.errors import DomainError, ErrorCode, NotSignedIn
-from portal_api.models import Employee, Order, SimCard, Subscription
+from portal_api.models import Consent, Employee, Order, SimCard, Subscription
 from portal_api.orders.domain import (
     Accepted,
     ChangedOrder,
+    DeductionAcceptance,
+    Ending,
     OrderStatus,
     OrderStatusEvent,
     Position,
     already,
+    check_ending,
     check_order,
+    clean_text,
+    ending_already,
     same_request,
     status_change,
     takes_a_place,
@@ -56,6 +73,8 @@ class PlaceOrder:
     product_code: str
     details: Mapping[str, str]
     idempotency_key: str
+    # What the employee accepted in the confirm dialog; needed when the order costs them anything.
+    accept_deduction: DeductionAcceptance | None = None
 
 
 async def place_order(
@@ -89,6 +108,7 @@ async def place_order(
             catalog=catalog,
             policy=await uow.policies.of(employee.company_id),
             holder=holder,
+            acceptance=command.accept_deduction,
         )
         refusal: DomainError | None
         if isinstance(verdict, DomainError):
@@ -123,7 +143,7 @@ async def place_order(
 def _new_order(employee: Employee, accepted: Accepted, command: PlaceOrder, now: datetime) -> Order:
     subscription = employee.subscription
     assert subscription is not None
-    return Order(
+    order = Order(
         id=uuid.uuid4(),
         company_id=employee.company_id,
         employee_id=employee.id,
@@ -138,6 +158,36 @@ def _new_order(employee: Employee, accepted: Accepted, command: PlaceOrder, now:
         billing=accepted.charge.billing.value,
         created_at=now,
         updated_at=now,
+        action="modify" if accepted.product.kind is OrderKind.PLAN else "add",
+        product_name=accepted.product.name,
+        wage_type=accepted.wage_type,
+    )
+    if accepted.acceptance is not None:
+        # Recorded with the order, in its transaction: no order charges without its consent.
+        order.consent = Consent(
+            id=uuid.uuid4(),
+            company_id=employee.company_id,
+            employee_id=employee.id,
+            accepted_at=now,
+            amount_ore=accepted.charge.amount_ore,
+            billing=accepted.charge.billing.value,
+            text=clean_text(accepted.acceptance.text),
+        )
+        order.consent_id = order.consent.id
+    return order
+
+
+def _consent_of(order: Order) -> ConsentSnapshot | None:
+    consent = order.consent if order.consent_id is not None else None
+    if consent is None:
+        return None
+    return ConsentSnapshot(
+        consent_id=consent.id,
+        employee_id=consent.employee_id,
+        accepted_at=consent.accepted_at,
+        amount_ore=consent.amount_ore,
+        billing=Billing(consent.billing),
+        text=consent.text,
     )
 
 
@@ -156,9 +206,123 @@ def _order_placed(order: Order, employee: Employee, accepted: Accepted) -> Envel
         details=order.details,
         employee_charge=accepted.charge,
         placed_at=order.created_at,
+        product_name=product.name,
+        wage_type=accepted.wage_type,
+        consent=_consent_of(order),
     )
+    return _placed(snapshot)
+
+
+def _placed(snapshot: OrderSnapshot) -> Envelope[EventPayload]:
+    order_id = snapshot.order_id
     return envelop(
-        OrderPlaced(order=snapshot), source=SOURCE, correlation_id=str(order.id), subject=str(order.id)
+        OrderPlaced(order=snapshot), source=SOURCE, correlation_id=str(order_id), subject=str(order_id)
+    )
+
+
+# ---- Ending a monthly add-on ("Avslutt") --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndService:
+    employee_id: uuid.UUID
+    product_code: str
+    idempotency_key: str
+
+
+async def end_service(
+    uow: UnitOfWork, command: EndService, *, clock: Callable[[], datetime] = utc_now
+) -> PlacedOrder:
+    """Place the order that ends a monthly add-on (action delete, to the carrier as TMF622
+    delete), with its OrderPlaced, in one transaction; its completion removes the add-on from the
+    subscription (apply_status_event). One open ending per add-on, as one open order of it; a
+    repeated Idempotency-Key is answered with the order it made, as place_order does."""
+    async with uow:
+        employee = await uow.employees.for_ordering(command.employee_id)
+        if employee is None:
+            raise NotSignedIn()
+        catalog = await uow.products.catalog()
+        product = catalog.get(command.product_code)
+        subscription = employee.subscription
+        holder = None
+        if product is not None and subscription is not None:
+            holder = await uow.orders.ending(subscription.id, product.code)
+        verdict = check_ending(
+            employee=employee,
+            product_code=command.product_code,
+            catalog=catalog,
+            policy=await uow.policies.of(employee.company_id),
+            holder=holder,
+        )
+        refusal: DomainError | None
+        if isinstance(verdict, DomainError):
+            refusal = verdict
+        else:
+            order = _ending_order(employee, verdict, command, clock())
+            uow.orders.add(order)
+            uow.messages.publish(_ending_placed(order, employee, verdict))
+            try:
+                await uow.commit()
+            except IdempotencyKeyTaken:
+                refusal = None
+            except PlaceTaken:
+                refusal = ending_already(verdict.product)
+            else:
+                return PlacedOrder(order, verdict.product)
+        earlier = await uow.orders.by_key(command.employee_id, command.idempotency_key)
+        if earlier is not None:
+            if reused := same_request(earlier, command.product_code, {}, ending=True):
+                raise reused
+            return _with_product(earlier, catalog)
+        if refusal is None:
+            raise RuntimeError("the Idempotency-Key's order vanished after its INSERT conflicted")
+        raise refusal
+
+
+def _ending_order(employee: Employee, ending: Ending, command: EndService, now: datetime) -> Order:
+    subscription = employee.subscription
+    assert subscription is not None
+    return Order(
+        id=uuid.uuid4(),
+        company_id=employee.company_id,
+        employee_id=employee.id,
+        subscription_id=subscription.id,
+        idempotency_key=command.idempotency_key,
+        msisdn=subscription.msisdn,
+        product_code=ending.product.code,
+        kind=OrderKind.ADDON.value,
+        details={},
+        status=OrderStatus.RECEIVED.value,
+        employee_charge_ore=0,  # ending costs nothing; its deductions stop
+        billing=Billing.MONTHLY.value,
+        created_at=now,
+        updated_at=now,
+        action="delete",
+        ends_order_id=ending.starting_order_id,
+        product_name=ending.product.name,
+        wage_type=ending.wage_type,
+    )
+
+
+def _ending_placed(order: Order, employee: Employee, ending: Ending) -> Envelope[EventPayload]:
+    product = ending.product
+    return _placed(
+        OrderSnapshot(
+            order_id=order.id,
+            company_id=order.company_id,
+            employee_id=order.employee_id,
+            employee_number=employee.employee_number,
+            msisdn=order.msisdn,
+            product_code=product.code,
+            carrier_product_code=product.carrier_product_code,
+            kind=product.kind,
+            action="delete",
+            employee_charge=EmployeeCharge(amount_ore=0, billing=Billing.MONTHLY),
+            placed_at=order.created_at,
+            product_name=product.name,
+            wage_type=ending.wage_type,
+            ends_order_id=ending.starting_order_id,
+        )
     )
 
 
@@ -208,7 +372,8 @@ async def apply_status_event(
     async with uow:
         if not await uow.messages.claim(message_id):
             return StatusOutcome.DUPLICATE
-        change = status_change(event, clock())
+        now = clock()
+        change = status_change(event, now)
         changed = await uow.orders.change_status(change)
         if changed is None:
             if await uow.orders.find(change.order_id) is None:
@@ -216,14 +381,19 @@ async def apply_status_event(
             await uow.commit()
             return StatusOutcome.UNCHANGED
         if changed.status == OrderStatus.COMPLETED:
-            await _complete(uow, changed)
+            await _complete(uow, changed, now)
         await uow.commit()
     log.info("order status changed", order_id=str(changed.id), status=changed.status)
     return StatusOutcome.APPLIED
 
 
-async def _complete(uow: UnitOfWork, order: ChangedOrder) -> None:
-    """A completed order changes the subscription: an add-on, a new plan, or a SIM card."""
+async def _complete(uow: UnitOfWork, order: ChangedOrder, now: datetime) -> None:
+    """A completed order changes the subscription: an add-on, a new plan, or a SIM card; an
+    ending (Avslutt) removes the add-on, and the order that started it stops holding its place."""
+    if order.action == "delete":
+        await uow.subscriptions.remove_service(order.subscription_id, order.product_code)
+        await uow.orders.end_service(order.subscription_id, order.product_code, at=now)
+        return
     if OrderKind(order.kind) is OrderKind.ADDON:
         await uow.subscriptions.add_service(order.subscription_id, order.product_code, order.id)
         return

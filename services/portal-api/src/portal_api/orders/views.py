@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from mport_shared.events import Billing, OrderFailureCode, OrderKind
 from mport_shared.logging import get_logger
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
-from portal_api.orders.domain import OrderStatus, details_problem, text_problem
+from portal_api.models import Order
+from portal_api.orders.domain import DeductionAcceptance, OrderStatus, details_problem, text_problem
 from portal_api.orders.listing import (
     DEFAULT_PAGE_SIZE,
     MAX_CURSOR_LENGTH,
@@ -25,7 +26,14 @@ from portal_api.orders.listing import (
     OrderCursors,
     order_page,
 )
-from portal_api.orders.service import PlacedOrder, PlaceOrder, order_of, place_order
+from portal_api.orders.service import (
+    EndService,
+    PlacedOrder,
+    PlaceOrder,
+    end_service,
+    order_of,
+    place_order,
+)
 from portal_api.problems import (
     BODY_TOO_LARGE,
     CSRF_FAILED,
@@ -46,10 +54,40 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_csrf)])
 
 
+class AcceptDeduction(BaseModel):
+    """The employee's acceptance of the salary deduction, as the confirm dialog stated it."""
+
+    model_config = ConfigDict(extra="forbid")
+    amount_ore: int = Field(ge=0, description="The amount the dialog stated, in øre")
+    text: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        description='The dialog\'s words, e.g. "Dette medfører lønnstrekk: 149,00 kr."'
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _one_line(cls, text: str) -> str:
+        if problem := text_problem(text):
+            raise PydanticCustomError("deduction_text", f"The text is not valid: {problem}.")
+        if not text.strip():
+            raise PydanticCustomError("deduction_text", "The text is empty.")
+        return text
+
+
 class OrderRequest(BaseModel):
     product_code: Annotated[str, Field(min_length=1, max_length=50)]
     # For SIM orders: icc (Aktiver nytt SIM) or delivery_name and delivery_address (Bestill SIM).
     details: dict[str, str] = Field(default_factory=dict, max_length=5)
+    accept_deduction: AcceptDeduction | None = Field(
+        default=None,
+        description="Needed when the order costs the employee anything (GET /api/v1/catalog: "
+        "employee_pays_ore): their acceptance of that amount as a salary deduction "
+        "(arbeidsmiljøloven § 14-15). Refused if the amount is not what the policy says now.",
+    )
+    action: Literal["delete"] | None = Field(
+        default=None,
+        description='"delete": end the monthly add-on `product_code` (Avslutt); no details, and no '
+        "deduction to accept (its deductions stop)",
+    )
 
     @field_validator("details", mode="before")
     @classmethod
@@ -68,6 +106,13 @@ class OrderOut(BaseModel):
     product_name: str
     carrier_product_code: str
     kind: OrderKind
+    action: Literal["add", "modify", "delete"] = Field(
+        description="add: a new service or SIM; modify: a plan change; delete: ending a monthly add-on"
+    )
+    ends_order_id: uuid.UUID | None = Field(description="For delete: the order that started the add-on")
+    consent_id: uuid.UUID | None = Field(
+        description="The employee's recorded acceptance of the deduction, when they pay anything"
+    )
     msisdn: str
     details: dict[str, str]
     employee_charge_ore: int
@@ -95,6 +140,9 @@ class OrderOut(BaseModel):
             product_name=product.name,
             carrier_product_code=product.carrier_product_code,
             kind=OrderKind(order.kind),
+            action=_action(order),
+            ends_order_id=order.ends_order_id,
+            consent_id=order.consent_id,
             msisdn=order.msisdn,
             details=order.details,
             employee_charge_ore=order.employee_charge_ore,
@@ -106,6 +154,12 @@ class OrderOut(BaseModel):
             created_at=order.created_at,
             updated_at=order.updated_at,
         )
+
+
+def _action(order: Order) -> Literal["add", "modify", "delete"]:
+    if order.action == "delete":
+        return "delete"
+    return "modify" if order.kind == OrderKind.PLAN else "add"
 
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -158,6 +212,10 @@ async def idempotency_key(
             ErrorCode.INVALID_DETAILS,
             ErrorCode.INVALID_ICC,
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            ErrorCode.DEDUCTION_NOT_ACCEPTED,
+            ErrorCode.DEDUCTION_CHANGED,
+            ErrorCode.SERVICE_NOT_ACTIVE,
+            ErrorCode.SERVICE_ALREADY_ENDING,
             INVALID_REQUEST,
             IDEMPOTENCY_KEY_REQUIRED,
             INVALID_IDEMPOTENCY_KEY,
@@ -170,15 +228,33 @@ async def idempotency_key(
 async def create_order(
     body: OrderRequest, who: SignedInEmployee, uow: Uow, key: Annotated[str, Depends(idempotency_key)]
 ) -> JSONResponse:
-    placed = await place_order(
-        uow,
-        PlaceOrder(
-            employee_id=who.employee_id,
-            product_code=body.product_code,
-            details=body.details,
-            idempotency_key=key,
-        ),
-    )
+    """Place an order; with `action` delete, end a monthly add-on (Avslutt)."""
+    if body.action == "delete":
+        if body.details or body.accept_deduction is not None:
+            raise Problem.of(
+                INVALID_REQUEST,
+                "Ending a service takes no details and no deduction to accept.",
+                errors=[{"loc": ["body", "details"], "msg": "not taken with action delete"}],
+            )
+        placed = await end_service(
+            uow, EndService(employee_id=who.employee_id, product_code=body.product_code, idempotency_key=key)
+        )
+    else:
+        accepted = body.accept_deduction
+        placed = await place_order(
+            uow,
+            PlaceOrder(
+                employee_id=who.employee_id,
+                product_code=body.product_code,
+                details=body.details,
+                idempotency_key=key,
+                accept_deduction=(
+                    DeductionAcceptance(amount_ore=accepted.amount_ore, text=accepted.text)
+                    if accepted is not None
+                    else None
+                ),
+            ),
+        )
     return JSONResponse(
         OrderOut.of(placed).model_dump(mode="json"),
         status_code=202,
