@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from mport_shared.events import Envelope, EventPayload
+from portal_api.admin.policy import PolicyUnitOfWork
 from portal_api.admin.service import AdminUnitOfWork, LoggedChange, MsisdnTaken, StaffPosition
 from portal_api.catalog.policy import PolicyDocument
 from portal_api.catalog.products import Catalog, Product
@@ -76,8 +77,13 @@ class FakeProducts:
 class FakePolicies:
     by_company: dict[uuid.UUID, PolicyDocument] = field(default_factory=dict)
 
+    pending: dict[uuid.UUID, PolicyDocument] = field(default_factory=dict)
+
     async def of(self, company_id: uuid.UUID) -> PolicyDocument:
         return self.by_company.get(company_id, PolicyDocument())
+
+    async def save(self, company_id: uuid.UUID, policy: PolicyDocument, *, at: datetime) -> None:
+        self.pending[company_id] = policy  # takes effect at commit
 
 
 @dataclass
@@ -467,6 +473,8 @@ class FakeUnitOfWork:
         self.audit_log.commit()
         self.deductions.stored.update(self.deductions.pending)
         self.deductions.pending.clear()
+        self.policies.by_company.update(self.policies.pending)
+        self.policies.pending.clear()
         self.staff.written.clear()
         self.messages.published.extend(self.messages.staged)
         self.messages.handled |= self.messages.claimed
@@ -482,6 +490,7 @@ class FakeUnitOfWork:
         self.audit_log.pending.clear()
         self.deductions.pending.clear()
         self.deductions.duplicates.clear()
+        self.policies.pending.clear()
         for subscription, msisdn in reversed(self.staff.written):
             subscription.msisdn = msisdn
         self.staff.written.clear()
@@ -499,3 +508,7 @@ def _checked_admin(uow: FakeUnitOfWork) -> AdminUnitOfWork:
 
 def _checked_payroll(uow: FakeUnitOfWork) -> PayrollUnitOfWork:
     return uow  # mypy: and a PayrollUnitOfWork
+
+
+def _checked_policy(uow: FakeUnitOfWork) -> PolicyUnitOfWork:
+    return uow  # mypy: and a PolicyUnitOfWork

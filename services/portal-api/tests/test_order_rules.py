@@ -108,7 +108,11 @@ def shown(product_code: str) -> DeductionAcceptance | None:
     if product is None:
         return None
     amount = decide(DEMO_POLICY, product, catalog=catalog).charge.amount_ore
-    return DeductionAcceptance(amount_ore=amount, text=f"Dette medfører lønnstrekk: {amount} øre.") if amount else None
+    return (
+        DeductionAcceptance(amount_ore=amount, text=f"Dette medfører lønnstrekk: {amount} øre.")
+        if amount
+        else None
+    )
 
 
 async def order(

@@ -109,24 +109,40 @@ def problems_of(document: dict[str, object]) -> list[tuple[tuple[str, ...], str]
     return [(p.loc, p.msg) for p in policy_problems(PolicyDocument.model_validate(document), CAT)]
 
 
+SHARE_BOTH = {"payer": "employee", "employee_share_percent": 50, "employee_share_ore": 100}
+THREE_WAGE_TYPES = {"one_off_addon": "7110", "monthly_addon": "7120", "plan_difference": "7130"}
+
+
 @pytest.mark.parametrize(
     ("document", "loc", "words"),
     [
         ({"rules": {"ekstra-dta": {"payer": "employee"}}}, ("rules", "ekstra-dta"), "neither a product"),
-        ({"rules": {"nettvern": {"payer": "employer", "employee_share_percent": 50}}},
-         ("rules", "nettvern", "employee_share_percent"), "needs payer employee"),
-        ({"rules": {"datakort": {"payer": "not_allowed", "employee_share_ore": 100}}},
-         ("rules", "datakort", "employee_share_ore"), "needs payer employee"),
-        ({"rules": {"tvilling": {"payer": "employee", "employee_share_percent": 50, "employee_share_ore": 100}}},
-         ("rules", "tvilling", "employee_share_ore"), "not both"),
-        ({"rules": {"bedrift-total-e": {"payer": "employee"}}}, ("rules", "bedrift-total-e", "payer"), "only be not_allowed"),
+        (
+            {"rules": {"nettvern": {"payer": "employer", "employee_share_percent": 50}}},
+            ("rules", "nettvern", "employee_share_percent"),
+            "needs payer employee",
+        ),
+        (
+            {"rules": {"datakort": {"payer": "not_allowed", "employee_share_ore": 100}}},
+            ("rules", "datakort", "employee_share_ore"),
+            "needs payer employee",
+        ),
+        ({"rules": {"tvilling": SHARE_BOTH}}, ("rules", "tvilling", "employee_share_ore"), "not both"),
+        (
+            {"rules": {"bedrift-total-e": {"payer": "employee"}}},
+            ("rules", "bedrift-total-e", "payer"),
+            "only be not_allowed",
+        ),
         ({"rules": {"plan": {"payer": "employer"}}}, ("rules", "plan", "payer"), "only be not_allowed"),
         ({"plan_covered_up_to": "nettvern"}, ("plan_covered_up_to",), "not a plan"),
-        ({"wage_types": {"one_off_addon": "7110", "monthly_addon": "7120", "plan_difference": "7130"}},
-         ("wage_types", "sim"), "required"),
-        ({"wage_types": {**DEFAULT_WAGE_TYPES, WageKind.SIM: "71-40"}}, ("wage_types", "sim"), "1 to 6 digits"),
+        ({"wage_types": THREE_WAGE_TYPES}, ("wage_types", "sim"), "required"),
+        (
+            {"wage_types": {**DEFAULT_WAGE_TYPES, WageKind.SIM: "71-40"}},
+            ("wage_types", "sim"),
+            "1 to 6 digits",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_invalid_policy_names_what_is_wrong(
     document: dict[str, object], loc: tuple[str, ...], words: str
 ) -> None:

@@ -221,6 +221,16 @@ class SqlPolicies:
         row = await self.session.get(Policy, company_id)
         return PolicyDocument.model_validate(row.document) if row else PolicyDocument()
 
+    async def save(self, company_id: uuid.UUID, policy: PolicyDocument, *, at: datetime) -> None:
+        # Locked while it is replaced, so two administrators' saves at once take turns.
+        row = await self.session.get(Policy, company_id, with_for_update=True, populate_existing=True)
+        document = policy.model_dump(mode="json")
+        if row is None:
+            self.session.add(Policy(company_id=company_id, document=document, updated_at=at))
+        else:
+            row.document = document
+            row.updated_at = at
+
 
 # ---- Orders and subscriptions ------------------------------------------------------------------
 

@@ -88,6 +88,10 @@ class Products(Protocol):
 class Policies(Protocol):
     async def of(self, company_id: uuid.UUID) -> PolicyDocument: ...
 
+    async def save(self, company_id: uuid.UUID, policy: PolicyDocument, *, at: datetime) -> None:
+        """The company's policy from now on (for new orders: placed ones keep their snapshot)."""
+        ...
+
 
 class Orders(Protocol):
     def add(self, order: Order) -> None: ...

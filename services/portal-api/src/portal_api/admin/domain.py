@@ -26,6 +26,7 @@ class AuditAction(StrEnum):
 
     EMPLOYEE_UPDATED = "employee.updated"
     PAYROLL_PERIOD_CLOSED = "payroll.period_closed"  # the subject is the administrator who closed it
+    POLICY_UPDATED = "policy.updated"  # the company's mobile policy (admin.policy)
 
 
 def normalize_msisdn(raw: str) -> str:

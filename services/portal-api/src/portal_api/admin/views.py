@@ -19,6 +19,7 @@ from portal_api.admin.listing import (
     AdminCursors,
     BadCursor,
 )
+from portal_api.admin.policy import company_policy, replace_policy
 from portal_api.admin.service import (
     LoggedChange,
     StaffMember,
@@ -28,6 +29,7 @@ from portal_api.admin.service import (
     change_employee,
     list_staff,
 )
+from portal_api.catalog.policy import PolicyDocument
 from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
 from portal_api.problems import (
@@ -292,3 +294,32 @@ async def get_audit_log(
             signed.dump_log(actor.company_id, entries[-1].entry.id),
         )
     return [AuditEntryOut.of(e) for e in entries]
+
+
+@router.get(
+    "/policy",
+    responses=problem_responses(ErrorCode.NOT_SIGNED_IN, ErrorCode.NOT_AN_ADMINISTRATOR),
+)
+async def get_policy(who: SignedInEmployee, uow: Uow) -> PolicyDocument:
+    """The company's mobile policy: per product code or category who pays (employer, employee in
+    full or a share in percent or øre, not allowed), the plan the employer covers up to, and the
+    company's wage type (lønnsart) per kind of deduction."""
+    return await company_policy(uow, who.employee_id)
+
+
+@router.put(
+    "/policy",
+    responses=problem_responses(
+        ErrorCode.NOT_SIGNED_IN,
+        CSRF_FAILED,
+        ErrorCode.NOT_AN_ADMINISTRATOR,
+        ErrorCode.INVALID_POLICY,
+        INVALID_REQUEST,
+        BODY_TOO_LARGE,
+    ),
+)
+async def put_policy(body: PolicyDocument, who: SignedInEmployee, uow: Uow) -> PolicyDocument:
+    """Replace the company's mobile policy, for new orders (placed ones keep what they were
+    placed with). Checked against the catalog: a 422 names each problem in `errors`. Each change
+    is one audit-log entry (action policy.updated) with the parts before and after."""
+    return await replace_policy(uow, actor_id=who.employee_id, policy=body)
