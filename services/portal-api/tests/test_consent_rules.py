@@ -258,12 +258,12 @@ async def test_the_administrator_replaces_the_policy_with_one_audit_entry_of_wha
     assert (entry.action, entry.actor_employee_id, entry.at) == ("policy.updated", ingrid.id, NOW)
     assert entry.before == {
         "rules": {
-            "tvilling": {"payer": "employer", "employee_share_percent": 100, "employee_share_ore": None}
+            "tvilling": {"payer": "employer", "employee_share_percent": None, "employee_share_ore": None}
         }
     }
     assert entry.after == {
         "rules": {
-            "tvilling": {"payer": "employee", "employee_share_percent": 100, "employee_share_ore": 2000}
+            "tvilling": {"payer": "employee", "employee_share_percent": None, "employee_share_ore": 2000}
         }
     }
     await replace_policy(uow, actor_id=ingrid.id, policy=new)  # the same again: nothing to log

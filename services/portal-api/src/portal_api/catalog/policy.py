@@ -42,12 +42,17 @@ WAGE_TYPE_PATTERN = r"^[0-9]{1,6}$"
 class PolicyRule(BaseModel):
     """Who pays for a product or category. With payer=employee, the employee pays the price in
     full, or a share: `employee_share_percent` of it, or a fixed `employee_share_ore` (at most
-    the price); the two shares are not given together."""
+    the price); the two shares are not given together. 100 percent is the price in full, as no
+    share is (policies stored before shares in øre say 100 for every rule)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     payer: Payer
-    employee_share_percent: Annotated[int, Field(ge=0, le=100)] = 100
+    employee_share_percent: Annotated[int, Field(ge=0, le=100)] | None = None
     employee_share_ore: Annotated[int, Field(ge=0)] | None = None
+
+    @property
+    def has_percent_share(self) -> bool:
+        return self.employee_share_percent not in (None, 100)
 
 
 class PolicyDocument(BaseModel):
@@ -103,7 +108,8 @@ def decide(policy: PolicyDocument, product: Product, *, catalog: Catalog) -> Dec
     if rule.employee_share_ore is not None:
         amount = min(rule.employee_share_ore, product.price_ore)
     else:  # rounded down: the employee is never charged an øre more than the share
-        amount = product.price_ore * rule.employee_share_percent // 100
+        percent = 100 if rule.employee_share_percent is None else rule.employee_share_percent
+        amount = product.price_ore * percent // 100
     return Decision(allowed=True, charge=EmployeeCharge(amount_ore=amount, billing=product.billing))
 
 
@@ -144,14 +150,16 @@ def policy_problems(policy: PolicyDocument, catalog: Catalog) -> list[PolicyProb
                     "above plan_covered_up_to",
                 )
             )
-        given = rule.model_fields_set
         if rule.payer is not Payer.EMPLOYEE:
-            for share in ("employee_share_percent", "employee_share_ore"):
-                if share in given:
-                    problems.append(
-                        PolicyProblem((*loc, share), f"a share needs payer employee, not {rule.payer}")
-                    )
-        elif "employee_share_percent" in given and "employee_share_ore" in given:
+            shares = {
+                "employee_share_percent": rule.has_percent_share,
+                "employee_share_ore": rule.employee_share_ore is not None,
+            }
+            for share in (name for name, given in shares.items() if given):
+                problems.append(
+                    PolicyProblem((*loc, share), f"a share needs payer employee, not {rule.payer}")
+                )
+        elif rule.has_percent_share and rule.employee_share_ore is not None:
             problems.append(
                 PolicyProblem((*loc, "employee_share_ore"), "give a share in percent or in øre, not both")
             )
