@@ -435,3 +435,21 @@ def test_request_characteristics_cannot_change_afterwards() -> None:
     given["icc"] = "changed"
 
     assert request.characteristics == {"icc": "8947000000000000001"}
+
+
+async def test_ending_a_service_is_a_tmf622_delete_the_simulator_completes() -> None:
+    async with simulated(latency_ms=60_000) as (carrier, look_behind):
+        request = order_request("ord-end", offering="Sky-10GB")
+        ending = CarrierOrderRequest(
+            order_id=request.order_id,
+            msisdn=request.msisdn,
+            product_offering_id=request.product_offering_id,
+            action="delete",
+        )
+        submitted = await carrier.submit(ending)
+        stored = await look_behind(f"productOrder/{submitted.id}")
+    [item] = stored["productOrderItem"]
+    assert (item["action"], item["productOffering"]["id"]) == ("delete", "Sky-10GB")
+    async with simulated() as (carrier, _):
+        final = await until_terminal(carrier, await carrier.submit(ending))
+    assert final.state is CarrierOrderState.COMPLETED

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from mport_shared.events import (
+    Billing,
+    Consent,
     EventPayload,
     OrderCompleted,
     OrderFailed,
@@ -242,3 +244,65 @@ async def test_a_notification_before_the_order_is_recorded_is_handled_once_it_is
     await deliver(provisioning, event)
     assert [n.carrier_order_id for n in ready] == list(carrier.orders)
     assert carrier.calls == ["submit"]  # nothing was read before the order was recorded
+
+
+def _payroll_snapshot(action: str) -> OrderPlaced:
+    """An order with what the payroll-worker reads: name, wage type, consent, what it ends."""
+    base = snapshot()
+    consent = Consent(
+        consent_id=uuid.uuid4(),
+        employee_id=base.employee_id,
+        accepted_at=NOW,
+        amount_ore=6_900,
+        billing=Billing.MONTHLY,
+        text="Dette medfører lønnstrekk: 69,00 kr per måned.",
+    )
+    return OrderPlaced(
+        order=base.model_copy(
+            update={
+                "action": action,
+                "product_name": "Tvilling",
+                "wage_type": "7120",
+                "consent": consent if action == "add" else None,
+                "ends_order_id": uuid.uuid4() if action == "delete" else None,
+            }
+        )
+    )
+
+
+async def test_ending_a_service_reaches_the_carrier_as_a_delete_and_completes_with_its_snapshot() -> None:
+    carrier, store = RecordingCarrier(state=CarrierOrderState.COMPLETED), MemoryStore()
+    event = _payroll_snapshot("delete")
+    await deliver(worker(carrier, store), event)
+    assert [r.action for r in carrier.requests] == ["delete"]
+    [completed] = store.published
+    assert isinstance(completed, OrderCompleted)
+    assert completed.order == event.order  # ends_order_id, product_name and wage_type kept
+
+
+async def test_the_outcome_events_carry_the_name_wage_type_and_consent_as_placed() -> None:
+    carrier, store = RecordingCarrier(state=CarrierOrderState.COMPLETED), MemoryStore()
+    event = _payroll_snapshot("add")
+    await deliver(worker(carrier, store), event)
+    [completed] = store.published
+    assert isinstance(completed, OrderCompleted)
+    assert (completed.order.consent, completed.order.product_name, completed.order.wage_type) == (
+        event.order.consent,
+        "Tvilling",
+        "7120",
+    )
+    failing, failed_store = RecordingCarrier(state=CarrierOrderState.FAILED), MemoryStore()
+    await deliver(worker(failing, failed_store), event)
+    [failed] = failed_store.published
+    assert isinstance(failed, OrderFailed)
+    assert failed.order.consent == event.order.consent  # the consent stays; the charge is zeroed
+    assert failed.order.employee_charge.amount_ore == 0
+
+
+@dataclass
+class RecordingCarrier(ScriptedCarrier):
+    requests: list[CarrierOrderRequest] = field(default_factory=list)
+
+    async def submit(self, request: CarrierOrderRequest) -> CarrierOrder:
+        self.requests.append(request)
+        return await super().submit(request)

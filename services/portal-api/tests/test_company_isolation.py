@@ -171,6 +171,10 @@ EXEMPT: dict[Route, str] = {
     ("MOUNT", "/static"): "the portal's own script and style sheet",
     ("GET", "/problems/{slug}"): "the documentation of a problem type, the same for everyone",
     ("POST", "/api/v1/verifications"): "asks a code for the caller's own registered number; names nothing",
+    ("PUT", "/api/v1/admin/policy"): (
+        "replaces the caller's own company's policy, naming no other's (test_policy_api: Per's PUT "
+        "leaves Demo Bedrift's policy and audit log as they were); GET is in the content walk"
+    ),
     ("POST", "/bekreft-telefonnummer/send"): "the page's form for POST /api/v1/verifications (same use case)",
     ("POST", "/bekreft-telefonnummer/bekreft"): (
         "the page's form for the confirm route, probed above: the same use case, scoped to the caller"

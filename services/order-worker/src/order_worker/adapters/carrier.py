@@ -72,7 +72,7 @@ class CarrierOrderRequest:
     order_id: str
     msisdn: str
     product_offering_id: str
-    action: Literal["add", "modify"]
+    action: Literal["add", "modify", "delete"]  # TMF622 ItemActionType; delete ends a service
     # Further product characteristics, e.g. the ICC of a SIM or where to ship it.
     characteristics: Mapping[str, str] = field(default_factory=dict)
 
