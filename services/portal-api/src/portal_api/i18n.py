@@ -119,6 +119,16 @@ _NB: dict[str, str] = {
     "dialog.msisdn": "Legges til følgende msisdn:",
     "dialog.deduction": "Dette medfører lønnstrekk: {amount}.",
     "dialog.ok": "Ok",
+    "end.title": "Avslutt tjeneste",
+    "end.question": (
+        "Vil du avslutte {name}? Tjenesten fjernes fra abonnementet ditt, og lønnstrekket for den "
+        "stopper fra neste lønnsperiode."
+    ),
+    "end.button": "Avslutt",
+    "end.ending": "Avsluttes …",
+    "end.received": "Avslutningen av {name} er mottatt.",
+    "end.completed": "{name} er avsluttet.",
+    "end.failed": "Avslutningen av {name} feilet: {reason}",
     "dialog.cancel": "Kanseller",
     "order.received": "Bestillingen av {name} er mottatt.",
     "order.completed": "{name} er bestilt.",
@@ -204,6 +214,7 @@ _NB: dict[str, str] = {
     "problem.invalid_icc": "ICC-nummeret ble avvist: det må være 19–20 siffer med riktig kontrollsiffer.",
     "problem.already": "Dette er allerede bestilt eller aktivt.",
     "problem.policy": "Ikke tillatt etter bedriftens retningslinjer.",
+    "problem.deduction_changed": "Prisen er endret. Last siden på nytt for å se det nye lønnstrekket.",
     "problem.self_service": "Selvbetjening er ikke aktivert. Bekreft telefonnummeret ditt først.",
     "problem.session": "Økten din er utløpt. Last inn siden på nytt og logg på igjen.",
     "problem.network": "Fikk ikke kontakt med mPort. Prøv igjen.",
@@ -517,6 +528,16 @@ _EN: dict[str, str] = {
     "dialog.msisdn": "Added to the following msisdn:",
     "dialog.deduction": "This means a salary deduction: {amount}.",
     "dialog.ok": "Ok",
+    "end.title": "End service",
+    "end.question": (
+        "Do you want to end {name}? The service is removed from your subscription, and its salary "
+        "deduction stops from the next pay period."
+    ),
+    "end.button": "End",
+    "end.ending": "Ending …",
+    "end.received": "Ending {name} is received.",
+    "end.completed": "{name} has ended.",
+    "end.failed": "Ending {name} failed: {reason}",
     "dialog.cancel": "Cancel",
     "order.received": "Your order for {name} is received.",
     "order.completed": "{name} is ordered.",
@@ -604,6 +625,7 @@ _EN: dict[str, str] = {
     "problem.invalid_icc": "The ICC number was refused: it must be 19–20 digits with a valid check digit.",
     "problem.already": "This is already ordered or active.",
     "problem.policy": "Not allowed by the company's policy.",
+    "problem.deduction_changed": "The price has changed. Reload the page to see the new salary deduction.",
     "problem.self_service": "Self-service is not activated. Confirm your phone number first.",
     "problem.session": "Your session has expired. Reload the page and sign in again.",
     "problem.network": "Could not reach mPort. Please try again.",
@@ -826,6 +848,7 @@ _JS_GROUPS = {
     "problem",
     "sim",
     "dialog",
+    "end",
     "charge",
     "product",
     "failure",

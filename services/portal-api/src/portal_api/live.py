@@ -81,6 +81,8 @@ class OrderUpdate:
     # While the order is with the carrier (status submitted): its state and expected completion.
     carrier_state: str | None = None
     expected_completion_at: str | None = None  # ISO 8601, UTC
+    # delete: the order ends the service (Avslutt), so its completion removes it from the page.
+    action: str = "add"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -321,7 +323,7 @@ class LiveFeed:
             case OrderCompleted():
                 order = event.order
                 return order.employee_id, OrderUpdate(
-                    str(order.order_id), OrderStatus.COMPLETED.value, order.product_code
+                    str(order.order_id), OrderStatus.COMPLETED.value, order.product_code, action=order.action
                 )
             case OrderFailed():
                 order = event.order
@@ -331,6 +333,7 @@ class LiveFeed:
                     order.product_code,
                     failure_reason=event.reason,
                     failure_code=event.reason_code.value,
+                    action=order.action,
                 )
             case OrderSubmitted() | OrderProgressed():
                 # These events name only the order: look up (read only) whose it is.
@@ -345,6 +348,7 @@ class LiveFeed:
                     stored.product_code,
                     carrier_state=event.carrier_state,
                     expected_completion_at=_utc_iso(expected) if expected is not None else None,
+                    action=stored.action or "add",
                 )
         return None
 

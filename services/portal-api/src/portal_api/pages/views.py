@@ -65,6 +65,7 @@ class ProductRow:
     price: str
     you_pay: str
     deduction: str | None  # what the confirm dialog states, when the employee pays anything
+    deduction_ore: int  # the amount it states, which the employee's Ok accepts
     state: ButtonState
     blocked_reason: str | None
     pending_order_id: str | None
@@ -132,8 +133,9 @@ def _you_pay(t: Translator, offer: Offer) -> str:
 
 def product_rows(t: Translator, offers: list[Offer], orders: list[PlacedOrder]) -> list[ProductRow]:
     latest: dict[str, Order] = {}
-    for placed in orders:  # newest first
-        latest.setdefault(placed.order.product_code, placed.order)
+    for placed in orders:  # newest first; an order ending a service is the active list's (endings)
+        if placed.order.action != "delete":
+            latest.setdefault(placed.order.product_code, placed.order)
     rows = []
     for offer in offers:
         product, allowed = offer.product, offer.decision.allowed
@@ -155,6 +157,7 @@ def product_rows(t: Translator, offers: list[Offer], orders: list[PlacedOrder]) 
                 price=t.kr(product.price_ore),
                 you_pay=_you_pay(t, offer),
                 deduction=charge_text(t, offer.decision.charge) if allowed else None,
+                deduction_ore=offer.decision.charge.amount_ore if allowed else 0,
                 state=state,
                 blocked_reason=t("product.not_allowed") if not allowed else None,
                 pending_order_id=str(last.id) if pending and last is not None else None,
@@ -236,13 +239,26 @@ async def subscription_page(request: Request, who: SignedInEmployee, uow: Uow) -
     t = Translator(pick_language(request)[0])
     me: MeOut = await describe(uow, employee)
     offers = await offers_for(uow, employee)
-    rows = product_rows(t, offers.offers, await orders_of(uow, employee.id))
+    placed = await orders_of(uow, employee.id)
+    rows = product_rows(t, offers.offers, placed)
     by_kind: dict[str, list[ProductRow]] = {}
     for row in rows:
         by_kind.setdefault(row.product.kind, []).append(row)
     plan = next((r for r in by_kind.get(OrderKind.PLAN, []) if r.state == "active"), None)
     sims = me.subscription.sim_cards if me.subscription else []
     main_sim = next((s for s in sims if s.is_main), None)
+    catalog = offers.catalog
+    # A monthly add-on can be ended (Avslutt); the main SIM's service is the subscription's own.
+    endable = {
+        code
+        for code in (s.product_code for s in (me.subscription.active_services if me.subscription else []))
+        if (p := catalog.get(code)) is not None and p.is_monthly_addon and p.category != "sim"
+    }
+    endings = {
+        o.order.product_code: str(o.order.id)
+        for o in placed
+        if o.order.action == "delete" and o.order.status in OPEN_STATUSES
+    }
     return render(
         request,
         "abonnement.html",
@@ -254,6 +270,8 @@ async def subscription_page(request: Request, who: SignedInEmployee, uow: Uow) -
             "sim_actions": by_kind.get(OrderKind.SIM_ACTIVATION, []) + by_kind.get(OrderKind.SIM_ORDER, []),
             "main_sim": main_sim,
             "other_sims": [s for s in sims if s is not main_sim],
+            "endable": endable,
+            "endings": endings,
         },
         employee=employee,
     )

@@ -70,7 +70,7 @@
   // An order as the API returns it, as an update like those the event stream sends.
   function updateOf(order) {
     return {
-      order_id: order.id, status: order.status, product_code: order.product_code,
+      order_id: order.id, status: order.status, product_code: order.product_code, action: order.action || "add",
       failure_reason: order.failure_reason, failure_code: order.failure_code,
       carrier_state: order.carrier_state, expected_completion_at: order.expected_completion_at,
     };
@@ -311,7 +311,8 @@
     if (known && update.status === known.status
       && (update.status !== "submitted" || sameProgress(known, update))) return;
     orders.set(update.order_id, update);
-    applyToProduct(update);
+    if (update.action === "delete") applyToEnding(update);
+    else applyToProduct(update);
     applyToOrdersTable(update);
   }
 
@@ -475,6 +476,8 @@
     ["already-ordered", "problem.already"],
     ["already-active", "problem.already"],
     ["not-allowed-by-policy", "problem.policy"],
+    ["deduction-changed", "problem.deduction_changed"],
+    ["service-already-ending", "problem.already"],
     ["self-service-not-activated", "problem.self_service"],
     ["not-signed-in", "problem.session"],
     ["csrf-failed", "problem.session"],
@@ -546,7 +549,7 @@
           "Idempotency-Key": key, // one per dialog opening: a retry or double click is one order
           "X-CSRF-Token": csrfToken(),
         },
-        body: JSON.stringify({ product_code: el.dataset.product, details }),
+        body: JSON.stringify(orderBody(el, details)),
       });
       const body = await response.json().catch(() => ({}));
       if (response.status === 202) {
@@ -574,6 +577,123 @@
     orders.delete(order.id);
     applyUpdate(updateOf(order));
     if (known) applyUpdate(known);
+  }
+
+  // Pressing Ok accepts the deduction the dialog states, in its very words (arbeidsmiljøloven
+  // § 14-15): the portal records them with the order, and refuses if the amount is no longer so.
+  function orderBody(el, details) {
+    const body = { product_code: el.dataset.product, details };
+    const amount = Number(el.dataset.deductionOre || "0");
+    if (amount > 0) body.accept_deduction = { amount_ore: amount, text: dialogPart("dialog-deduction").textContent };
+    return body;
+  }
+
+  // ---- Avslutt: ending a monthly add-on, after a confirmation ---------------------------------
+  const endDialog = document.getElementById("end-dialog");
+  let ending = null; // {button, key, inFlight}
+
+  function endButton(productCode) {
+    return document.querySelector(`[data-action=end][data-product="${CSS.escape(productCode)}"]`);
+  }
+
+  function openEndDialog(button) {
+    ending = { button, key: newKey(), inFlight: false };
+    endDialog.querySelector("[data-role=end-question]").textContent = t("end.question", { name: button.dataset.name });
+    endDialog.querySelector("[data-role=end-error]").hidden = true;
+    endDialog.querySelector("[data-action=confirm-end]").disabled = false;
+    endDialog.showModal();
+  }
+
+  async function endService() {
+    if (!ending || ending.inFlight) return;
+    const attempt = ending;
+    attempt.inFlight = true;
+    const ok = endDialog.querySelector("[data-action=confirm-end]");
+    ok.disabled = true;
+    let order = null;
+    let message = null;
+    try {
+      const response = await fetch("/api/v1/orders", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "Idempotency-Key": attempt.key,
+          "X-CSRF-Token": csrfToken(),
+        },
+        body: JSON.stringify({ product_code: attempt.button.dataset.product, action: "delete" }),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.status === 202) order = body;
+      else message = problemMessage(response.status, body);
+    } catch (_) {
+      message = t("problem.network");
+    } finally {
+      attempt.inFlight = false;
+    }
+    if (order === null) {
+      const error = endDialog.querySelector("[data-role=end-error]");
+      error.textContent = message;
+      error.hidden = false;
+      ok.disabled = false;
+      return;
+    }
+    const button = attempt.button;
+    button.dataset.orderId = order.id;
+    button.disabled = true;
+    button.textContent = t("end.ending");
+    ending = null;
+    endDialog.close();
+    toast(t("end.received", { name: button.dataset.name }));
+    const known = orders.get(order.id);
+    orders.delete(order.id);
+    applyUpdate(updateOf(order));
+    if (known) applyUpdate(known);
+  }
+
+  function applyToEnding(update) {
+    const button = endButton(update.product_code);
+    const name = button ? button.dataset.name : update.product_code;
+    if (update.status === "completed") {
+      const item = button ? button.closest("li") : null;
+      const list = item ? item.parentElement : null;
+      if (item) item.remove();
+      if (list && !list.querySelector("li")) {
+        const empty = document.createElement("li");
+        empty.className = "muted";
+        empty.dataset.role = "empty";
+        empty.textContent = list.dataset.emptyText;
+        list.appendChild(empty);
+      }
+      for (const el of productElements(update.product_code)) setState(el, "available");
+      toast(t("end.completed", { name }));
+    } else if (update.status === "failed" && button) {
+      button.disabled = false;
+      button.textContent = t("end.button");
+      toast(t("end.failed", { name, reason: failureText(update) }));
+    }
+  }
+
+  if (endDialog) {
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-action=end]");
+      if (!button || button.disabled) return;
+      openEndDialog(button);
+    });
+    endDialog.querySelector("[data-role=end-form]").addEventListener("submit", (event) => {
+      event.preventDefault();
+      endService();
+    });
+    endDialog.querySelector("[data-action=cancel-end]").addEventListener("click", () => {
+      if (ending && ending.inFlight) return;
+      ending = null;
+      endDialog.close();
+    });
+    for (const button of document.querySelectorAll("[data-action=end][data-order-id]")) {
+      orders.set(button.dataset.orderId, { order_id: button.dataset.orderId, status: "received",
+        product_code: button.dataset.product, action: "delete" });
+    }
   }
 
   function showDialogError(message, problem) {
