@@ -47,7 +47,8 @@ async def test_the_menu_shows_the_admin_pages_to_administrators_only(
 ) -> None:
     client, _ = ingrid
     assert menu(await page(client, "/")) == [
-        "HJEM", "ABONNEMENT", "TERMINAL", "SUPPORT", "KONTAKT OSS", "ANSATTE", "ENDRINGSLOGG", "LØNNSTREKK",
+        "HJEM", "ABONNEMENT", "TERMINAL", "SUPPORT", "KONTAKT OSS",
+        "ANSATTE", "RETNINGSLINJER", "ENDRINGSLOGG", "LØNNSTREKK",
     ]  # fmt: skip
     async with portal.client() as kari:
         await sign_in(kari, KARI.email)

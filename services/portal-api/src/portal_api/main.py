@@ -18,6 +18,7 @@ from mport_shared.settings import load_settings
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal_api.admin.pages import router as admin_pages_router
+from portal_api.admin.policy_pages import router as admin_policy_pages_router
 from portal_api.admin.views import router as admin_router
 from portal_api.auth.oidc import OidcClient, make_client
 from portal_api.auth.oidc import router as oidc_router
@@ -177,6 +178,7 @@ def create_app(
         verification_pages_router,
         admin_pages_router,
         payroll_pages_router,
+        admin_policy_pages_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -3,6 +3,7 @@ number, switch self-service, unlock, each confirmed first) and Endringslogg (the
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -135,6 +136,8 @@ def field_changes(t: Translator, before: dict[str, Any], after: dict[str, Any]) 
 
 
 def _value(t: Translator, name: str, value: Any) -> str:
+    if isinstance(value, dict):  # a policy's rules or wage types
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if value is None:
         return t("admin.value.none")
     if isinstance(value, bool):
