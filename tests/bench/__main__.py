@@ -158,6 +158,14 @@ async def bench_relay(amqp_url: str, database_url: str) -> dict[str, Any]:
     }
 
 
+# What make bench orders as Kari: Ekstra Data 1GB, with her acceptance of the deduction the page's
+# confirm dialog states (the portal refuses an order the employee pays for without it).
+ORDER = {
+    "product_code": "ekstra-data-1gb",
+    "accept_deduction": {"amount_ore": 2_900, "text": "Dette medfører lønnstrekk: 29,00 kr."},
+}
+
+
 async def sign_in(client: httpx.AsyncClient) -> str:
     response = await client.post("/auth/dev-login", data={"email": "kari.nordmann@demo.no"})
     response.raise_for_status()
@@ -169,7 +177,7 @@ async def place_and_wait(client: httpx.AsyncClient, csrf: str, *, poll_s: float)
     started = time.perf_counter()
     response = await client.post(
         "/api/v1/orders",
-        json={"product_code": "ekstra-data-1gb"},
+        json=ORDER,
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
     if response.status_code != 202:
@@ -249,7 +257,7 @@ async def bench_intake(portal: httpx.AsyncClient, csrf: str, bare_url: str) -> d
         return {"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())}
 
     limits = httpx.Limits(max_connections=LOAD_CONCURRENCY * 2)
-    order = {"product_code": "ekstra-data-1gb"}
+    order = ORDER
     async with httpx.AsyncClient(base_url=bare_url, timeout=30, limits=limits) as bare:
         for _ in range(LOAD_CONCURRENCY * 4):  # warm up its pool and our connections to it
             (await bare.post("/api/v1/orders", json=order, headers=new_key())).raise_for_status()
@@ -366,7 +374,7 @@ async def sustained_load(
             started = time.perf_counter()
             response = await client.post(
                 "/api/v1/orders",
-                json={"product_code": "ekstra-data-1gb"},
+                json=ORDER,
                 headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
             )
             response.raise_for_status()

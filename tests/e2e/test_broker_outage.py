@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from mport_shared.devstack import CARRIER_PATH, Stack, StackConfig, free_port
-from mport_shared.testing import MakeDatabase, TcpProxy, proxied_url, wait_for
+from mport_shared.testing import MakeDatabase, TcpProxy, order_body, proxied_url, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ async def test_orders_placed_before_during_and_after_a_broker_outage_all_complet
         async def place() -> str:
             response = await client.post(
                 "/api/v1/orders",
-                json={"product_code": "ekstra-data-1gb"},
+                json=await order_body(client, "ekstra-data-1gb"),
                 headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
             )
             assert response.status_code == 202, response.text

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from mport_shared.devstack import CARRIER_PATH, Stack
-from mport_shared.testing import MakeStack, wait_for
+from mport_shared.testing import MakeStack, order_body, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +72,7 @@ async def test_fifty_orders_through_a_slow_forgetful_carrier_that_goes_away_all_
         async def place(product_code: str) -> None:
             response = await client.post(
                 "/api/v1/orders",
-                json={"product_code": product_code},
+                json=await order_body(client, product_code),
                 headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
             )
             assert response.status_code == 202, response.text

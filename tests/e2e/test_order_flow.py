@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from mport_shared.devstack import CARRIER_PATH, Stack
-from mport_shared.testing import MakeStack, wait_for
+from mport_shared.testing import MakeStack, order_body, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ async def signed_in(stack: Stack, email: str) -> AsyncIterator[tuple[httpx.Async
 async def place(client: httpx.AsyncClient, csrf: str, product_code: str) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/orders",
-        json={"product_code": product_code},
+        json=await order_body(client, product_code),
         headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert response.status_code == 202, response.text

@@ -26,7 +26,7 @@ from mport_shared.events import (
 )
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.topology import declare_exchange
-from mport_shared.testing import MakeDatabase
+from mport_shared.testing import MakeDatabase, order_body
 from portal_api.auth.sessions import Clock, utc_now
 from portal_api.main import create_app
 from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
@@ -105,12 +105,8 @@ async def portal(make_portal: MakePortal) -> Portal:
 async def accepting(client: httpx.AsyncClient, product_code: str) -> dict[str, Any]:
     """What the page script adds to an order's body: the signed-in employee's acceptance of the
     deduction the catalog states for the product (nothing when they pay nothing)."""
-    catalog = (await client.get("/api/v1/catalog")).json()
-    pays = next((p["employee_pays_ore"] for p in catalog if p["code"] == product_code), 0)
-    if not pays:
-        return {}
-    kr = f"{pays // 100},{pays % 100:02d} kr"
-    return {"accept_deduction": {"amount_ore": pays, "text": f"Dette medfører lønnstrekk: {kr}."}}
+    body = await order_body(client, product_code)
+    return {"accept_deduction": body["accept_deduction"]} if "accept_deduction" in body else {}
 
 
 async def place_order(

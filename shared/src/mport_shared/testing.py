@@ -402,3 +402,16 @@ async def sign_in_with_work_account(
     )
     assert decision.status_code == 303, decision.text
     return await client.get(decision.headers["location"])
+
+
+async def order_body(client: httpx.AsyncClient, product_code: str, **details: str) -> dict[str, object]:
+    """The body of POST /api/v1/orders as the page script sends it for the signed-in employee: with
+    their acceptance of the salary deduction the catalog states (arbeidsmiljøloven § 14-15),
+    when the product costs them anything, in the confirm dialog's words."""
+    body: dict[str, object] = {"product_code": product_code, "details": details}
+    catalog = (await client.get("/api/v1/catalog")).json()
+    pays = next((int(p["employee_pays_ore"]) for p in catalog if p["code"] == product_code), 0)
+    if pays:
+        text = f"Dette medfører lønnstrekk: {pays // 100},{pays % 100:02d} kr."
+        body["accept_deduction"] = {"amount_ore": pays, "text": text}
+    return body
