@@ -104,6 +104,7 @@ async def test_an_active_monthly_add_on_has_avslutt_and_its_confirmation(portal:
             headers={"X-CSRF-Token": csrf, "Idempotency-Key": "end-1"},
         )
         ending = await page(client, "/abonnement")
+        orders = await page(client, "/bestillinger")
     active = html.one("ul", **{"data-role": "active-services"})
     [end] = [b for b in html.find("button", within=active) if b.attrs.get("data-action") == "end"]
     assert (end.text, end.attrs["data-product"], end.attrs["aria-label"]) == (
@@ -124,3 +125,5 @@ async def test_an_active_monthly_add_on_has_avslutt_and_its_confirmation(portal:
     assert waiting.text == "Avsluttes …"
     assert "disabled" in waiting.attrs
     assert waiting.attrs["data-order-id"] == placed.json()["id"]
+    row = orders.one("tr", **{"data-order-id": placed.json()["id"]})
+    assert "Avslutt Min Sky 25GB" in row.text  # Mine bestillinger tells the ending from the order

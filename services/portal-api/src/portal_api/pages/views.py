@@ -189,7 +189,7 @@ def order_rows(t: Translator, orders: list[PlacedOrder]) -> list[OrderRow]:
         OrderRow(
             id=str(order.id),
             created=_local_time(order.created_at),
-            product_name=product.name,
+            product_name=t("orders.ending", name=product.name) if order.action == "delete" else product.name,
             product_code=order.product_code,
             status=order.status,
             status_label=t(f"status.{order.status}"),

@@ -273,7 +273,7 @@
     date.textContent = formatDate(order.created_at);
     const product = document.createElement("th");
     product.scope = "row";
-    product.textContent = order.product_name;
+    product.textContent = order.action === "delete" ? t("orders.ending", { name: order.product_name }) : order.product_name;
     const state = document.createElement("td");
     state.innerHTML = '<span data-role="status"></span> <span class="expected" data-role="expected" hidden></span>'
       + ' <span class="failure-reason" data-role="reason" hidden></span>';
