@@ -91,6 +91,11 @@ async def test_a_streamed_json_body_is_refused_as_soon_as_it_passes_the_limit(
 async def test_a_json_body_of_exactly_the_limit_is_taken(portal: Portal) -> None:
     def padded(product_code: str) -> bytes:
         order = b'{"product_code": "%s"}' % product_code.encode()
+        if product_code == "ekstra-data-1gb":  # Kari pays for it: with her acceptance
+            order = (
+                b'{"product_code": "ekstra-data-1gb", "accept_deduction": '
+                b'{"amount_ore": 2900, "text": "Dette medf\\u00f8rer l\\u00f8nnstrekk: 29,00 kr."}}'
+            )
         return order[:-1] + b" " * (JSON_LIMIT - len(order)) + b"}"
 
     assert len(padded("nettvern")) == JSON_LIMIT
