@@ -1,7 +1,7 @@
 """consents, the order's snapshot fields, and ending a monthly add-on
 
 Revision ID: e5c1a7d9f3b2
-Revises: b7d3f5a9e214
+Revises: e5a1c3d7f902
 Create Date: 2026-12-01 15:20:00
 
 consents: the employee's acceptance of a salary deduction (arbeidsmiljøloven § 14-15), written
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision: str = 'e5c1a7d9f3b2'
-down_revision: Union[str, Sequence[str], None] = 'b7d3f5a9e214'
+down_revision: Union[str, Sequence[str], None] = 'e5a1c3d7f902'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
