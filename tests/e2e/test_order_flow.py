@@ -71,3 +71,32 @@ async def test_a_carrier_failure_reaches_the_employee_as_a_failed_order_with_its
     assert done["status"] == "failed"
     assert "simulated failure" in done["failure_reason"]
     assert me["subscription"]["plan"]["code"] == "bedrift-total-c"
+
+
+async def test_kari_ends_min_sky_and_the_carrier_gets_a_delete_and_the_service_goes(
+    make_stack: MakeStack,
+) -> None:
+    stack = await make_stack()
+    async with signed_in(stack, "kari.nordmann@demo.no") as (client, csrf):
+        started = await place(client, csrf, "min-sky-10gb")
+        assert started["consent_id"] is not None  # 14,50 kr a month, accepted
+        assert (await final_state(client, started["id"]))["status"] == "completed"
+        response = await client.post(
+            "/api/v1/orders",
+            json={"product_code": "min-sky-10gb", "action": "delete"},
+            headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert response.status_code == 202, response.text
+        ending = response.json()
+        done = await final_state(client, ending["id"])
+        me = (await client.get("/api/v1/me")).json()
+    assert (done["status"], done["action"], done["ends_order_id"]) == ("completed", "delete", started["id"])
+    assert "min-sky-10gb" not in [s["product_code"] for s in me["subscription"]["active_services"]]
+    async with httpx.AsyncClient() as carrier:
+        made = await carrier.get(
+            f"{stack.url('carrier-simulator')}{CARRIER_PATH}/productOrder",
+            params={"externalId": ending["id"]},
+        )
+    [carrier_order] = made.json()
+    assert carrier_order["state"] == "completed"
+    assert [i["action"] for i in carrier_order["productOrderItem"]] == ["delete"]
