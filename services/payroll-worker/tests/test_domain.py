@@ -40,7 +40,8 @@ def test_a_one_off_charge_is_one_line_in_the_period_it_completed() -> None:
     )
     assert line.text == "Ekstra Data 15GB 01.12.2026"
     assert line.line_id == line_id(order.order_id, DeductionLineKind.ONE_OFF, "2026-12")
-    assert order.consent is not None and line.consent_id == order.consent.consent_id
+    assert order.consent is not None
+    assert line.consent_id == order.consent.consent_id
     assert ledger.completed(completed(order, DEC_1)).lines == []  # the same event again
 
 

@@ -1,4 +1,5 @@
-"""`python -m payroll_worker` runs the worker; `python -m payroll_worker migrate` upgrades its database."""
+"""`python -m payroll_worker` runs the worker; `migrate` upgrades its database; `close`, `periods`
+and `export` are the pay-period commands (see payroll_worker.cli)."""
 
 import sys
 
@@ -10,5 +11,9 @@ from payroll_worker.settings import PayrollWorkerSettings
 
 if sys.argv[1:] == ["migrate"]:
     migrate_sync("payroll_worker:migrations", load_settings(PayrollWorkerSettings).database_url)
+elif sys.argv[1:2] and sys.argv[1] in ("close", "periods", "export"):
+    from payroll_worker.cli import main as cli
+
+    sys.exit(cli(sys.argv[1:]))
 else:
     main()

@@ -147,6 +147,7 @@ class Changes:
     lines: list[RecordedLine] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     failed: uuid.UUID | None = None
+    failed_employee_id: uuid.UUID | None = None
     ending: Ending | None = None
     closed: str | None = None
     note: str | None = None  # why nothing was done, for the log
@@ -317,7 +318,7 @@ def _reversal(original: RecordedLine, *, reason: str, landing: str) -> RecordedL
 def on_failed(event: OrderFailed, book: Book) -> Changes:
     """A failed order is never charged: mark it, end its service, reverse what it was charged."""
     order = event.order
-    changes = Changes(failed=order.order_id)
+    changes = Changes(failed=order.order_id, failed_employee_id=order.employee_id)
     landing = book.open_period_for(period_of(event.failed_at))
     service = book.services.get(order.order_id)
     if service is not None and service.end != service.start:

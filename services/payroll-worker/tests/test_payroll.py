@@ -1,0 +1,189 @@
+"""The use cases on a real database (PostgreSQL, and SQLite as `make run` has it): lines and their
+events written in one transaction, a redelivered message adding nothing, events out of order,
+a closed period, closes that are idempotent, and the internal HTTP API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.events import Billing, Envelope, EventPayload, envelop
+from mport_shared.testing import MakeDatabase
+from payroll_worker.api import internal_api
+from payroll_worker.models import DeductionLineRow, tables
+from payroll_worker.payroll import Payroll
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from .conftest import COMPANY, completed, failed, snapshot
+
+pytestmark = pytest.mark.integration
+
+DEC_1 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+TOKEN = "test-token"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+async def payroll(
+    request: pytest.FixtureRequest, make_database: MakeDatabase, tmp_path: Path
+) -> AsyncIterator[Payroll]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'payroll-worker.db'}"
+        await migrate("payroll_worker:migrations", url)
+    else:
+        url = await make_database("payroll_worker:migrations")
+    engine = create_engine(url)
+    yield Payroll(session_factory(engine), default_wage_type="7000")
+    await engine.dispose()
+
+
+def wrap(payload: EventPayload) -> Envelope[EventPayload]:
+    return envelop(payload, source="/test", correlation_id="test")  # type: ignore[return-value]
+
+
+async def line_rows(payroll: Payroll) -> list[DeductionLineRow]:
+    async with payroll.sessions() as session:
+        return list(await session.scalars(select(DeductionLineRow).order_by(DeductionLineRow.period)))
+
+
+async def outbox(payroll: Payroll) -> list[dict[str, object]]:
+    async with payroll.sessions() as session:
+        bodies = await session.scalars(select(tables.outbox.c.body).order_by(tables.outbox.c.id))
+        return [json.loads(b) for b in bodies]
+
+
+async def test_a_completed_order_records_its_line_and_event_once(payroll: Payroll) -> None:
+    message = wrap(completed(snapshot(), DEC_1))
+    await payroll.on_order_completed(message)
+    await payroll.on_order_completed(message)  # redelivered
+    [row] = await line_rows(payroll)
+    assert (row.kind, row.amount_ore, row.period, row.text) == (
+        "one_off",
+        4_900,
+        "2026-12",
+        "Ekstra Data 15GB 01.12.2026",
+    )
+    [event] = await outbox(payroll)
+    assert event["type"] == "mport.payroll.deduction_recorded.v1"
+    assert event["data"]["line"]["line_id"] == row.line_id  # type: ignore[index]
+    # The same order in another message (a republish) adds nothing either: the line is unique.
+    await payroll.on_order_completed(wrap(completed(snapshot(order_id=uuid.UUID(row.order_id)), DEC_1)))
+    assert len(await line_rows(payroll)) == 1
+
+
+async def test_a_failure_before_the_completion_charges_nothing(payroll: Payroll) -> None:
+    order = snapshot()
+    await payroll.on_order_failed(wrap(failed(order, DEC_1)))
+    await payroll.on_order_completed(wrap(completed(order, DEC_1)))
+    assert await line_rows(payroll) == []
+    assert await outbox(payroll) == []
+
+
+async def test_an_ending_before_its_service_completes_and_a_closed_period(payroll: Payroll) -> None:
+    sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY, product_code="min_sky", product_name="Min Sky")
+    ending = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id, product_code="min_sky")
+    await payroll.on_order_completed(wrap(completed(ending, datetime(2027, 1, 5, tzinfo=UTC))))
+    await payroll.on_order_completed(wrap(completed(sky, DEC_1)))
+    first = await payroll.close(COMPANY, "2026-12")
+    assert first.recurring_lines_generated == 1
+    again = await payroll.close(COMPANY, "2026-12")
+    assert (again.recurring_lines_generated, again.closed_at) == (0, first.closed_at)
+    # December is closed: an order that completed in December lands in January, and says so.
+    await payroll.on_order_completed(wrap(completed(snapshot(), DEC_1)))
+    assert (await payroll.close(COMPANY, "2027-01")).recurring_lines_generated == 1  # ended from February
+    assert (await payroll.close(COMPANY, "2027-02")).recurring_lines_generated == 0
+    rows = await line_rows(payroll)
+    assert sorted((r.kind, r.period, r.moved_from_period or "") for r in rows) == [
+        ("monthly", "2026-12", ""),
+        ("monthly", "2027-01", ""),
+        ("one_off", "2027-01", "2026-12"),
+    ]
+    moved = next(r for r in rows if r.kind == "one_off")
+    assert moved.text == "Ekstra Data 15GB 01.12.2026 (overført fra 12.2026)"
+    periods = {p.period: p for p in await payroll.periods(COMPANY)}
+    assert periods["2026-12"].status == "closed"
+    assert periods["2027-01"].lines == 2
+    assert periods["2027-01"].total_ore == 2_950 + 4_900
+
+
+async def test_a_mistaken_charge_is_reversed_not_edited(payroll: Payroll) -> None:
+    order = snapshot()
+    await payroll.on_order_completed(wrap(completed(order, DEC_1)))
+    await payroll.on_order_failed(wrap(failed(order, DEC_1)))
+    rows = await line_rows(payroll)
+    assert sorted(r.amount_ore for r in rows) == [-4_900, 4_900]
+    events = await outbox(payroll)
+    assert [e["type"] for e in events] == [
+        "mport.payroll.deduction_recorded.v1",
+        "mport.payroll.deduction_reversed.v1",
+    ]
+    async with payroll.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(DeductionLineRow)) == 2
+
+
+def api_app(payroll: Payroll) -> FastAPI:
+    app = FastAPI()
+    internal_api(app, payroll, token=SecretStr(TOKEN))
+    return app
+
+
+async def test_the_internal_api_needs_its_token_and_answers_problems(payroll: Payroll) -> None:
+    await payroll.on_order_completed(wrap(completed(snapshot(), DEC_1)))
+    base = f"/internal/companies/{COMPANY}/periods"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api_app(payroll)), base_url="http://w"
+    ) as client:
+        refused = await client.get(base)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "https://mport.no/problems/payroll-api-unauthorized"
+        assert (await client.get(base, headers={"Authorization": "Bearer wrong"})).status_code == 401
+        bad = await client.post(f"{base}/2026-13/close", headers=auth)
+        assert bad.status_code == 400
+        assert bad.json()["type"] == "https://mport.no/problems/payroll-bad-period"
+        assert (await client.get("/internal/companies/not-a-uuid/periods", headers=auth)).status_code == 400
+        fmt = await client.get(f"{base}/2026-12/export?format=xlsx", headers=auth)
+        assert fmt.status_code == 400
+        assert fmt.json()["type"] == "https://mport.no/problems/payroll-unknown-export-format"
+        closed = await client.post(f"{base}/2026-12/close", headers=auth)
+        assert closed.status_code == 200
+        assert closed.json()["status"] == "closed"
+        assert (await client.post(f"{base}/2026-12/close", headers=auth)).json()[
+            "recurring_lines_generated"
+        ] == 0
+        listed = (await client.get(base, headers=auth)).json()
+        assert {"period": "2026-12", "status": "closed", "lines": 1, "total_ore": 4_900}.items() <= next(
+            p for p in listed if p["period"] == "2026-12"
+        ).items()
+        for fmt_name, media in (
+            ("json", "application/json"),
+            ("visma", "text/csv; charset=utf-8"),
+            ("tripletex", "text/csv; charset=utf-8"),
+        ):
+            first = await client.get(f"{base}/2026-12/export", params={"format": fmt_name}, headers=auth)
+            second = await client.get(f"{base}/2026-12/export", params={"format": fmt_name}, headers=auth)
+            assert first.status_code == 200
+            assert first.headers["content-type"] == media
+            assert first.headers["content-disposition"].startswith("attachment; filename=")
+            assert first.content == second.content
+        document = (await client.get(f"{base}/2026-12/export", headers=auth)).json()
+        [line] = document["lines"]
+        assert set(line) >= {
+            "id",
+            "order_id",
+            "employee_number",
+            "wage_type",
+            "amount_ore",
+            "quantity",
+            "period",
+            "text",
+            "consent_id",
+        }
