@@ -83,7 +83,9 @@ def to_visma(*, period: str, lines: list[DeductionLine]) -> bytes:
     sums: dict[tuple[str, str], tuple[int, int]] = {}
     for line in lines:
         amount, quantity = sums.get((line.employee_number, line.wage_type), (0, 0))
-        sums[(line.employee_number, line.wage_type)] = (amount + line.amount_ore, quantity + line.quantity)
+        # A reversal takes its quantity back too: the row's quantity is the net count of charges.
+        signed = -line.quantity if line.amount_ore < 0 else line.quantity
+        sums[(line.employee_number, line.wage_type)] = (amount + line.amount_ore, quantity + signed)
     rows = [
         ";".join(
             [
