@@ -94,6 +94,26 @@ def test_local_broker_user_is_the_one_the_services_use() -> None:
     assert any(p["user"] == user and p["vhost"] == "/" for p in users["permissions"])
 
 
+def test_the_payroll_system_user_may_only_consume_from_its_own_queue() -> None:
+    on_disk = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text(encoding="utf-8"))
+    [user] = [u for u in on_disk["users"] if u["name"] == "payroll-system"]
+    assert user["password_hash"] == ""  # no password in git: the operator gives it one
+    assert user["tags"] == ""  # no management UI, no administrator
+    [permission] = [p for p in on_disk["permissions"] if p["user"] == "payroll-system"]
+    assert (permission["configure"], permission["write"], permission["read"]) == (
+        "^$",
+        "^$",
+        "^payroll-system$",
+    )
+    for other in ("payroll-system.dead-letter", "payroll-worker", "portal-api", "mport.events"):
+        assert not re.match(permission["read"], other)
+    bound = {b["routing_key"] for b in on_disk["bindings"] if b["destination"] == "payroll-system"}
+    assert bound == {"mport.payroll.deduction_recorded.v1", "mport.payroll.deduction_reversed.v1"}
+    [queue] = [q for q in on_disk["queues"] if q["name"] == "payroll-system"]
+    assert queue["durable"] is True
+    assert queue["arguments"]["x-queue-type"] == "quorum"
+
+
 def test_rabbitmq_config_loads_the_definitions_directory() -> None:
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text(encoding="utf-8")
     assert re.search(r"^load_definitions = /etc/rabbitmq/definitions\.d$", conf, re.MULTILINE)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mport_shared.events import PAYLOAD_TYPES, json_schemas
-from mport_shared.messaging.topology import EXCHANGE, SERVICE_QUEUES
+from mport_shared.messaging.topology import EXCHANGE, EXTERNAL_QUEUES, SERVICE_QUEUES
 
 
 def asyncapi() -> dict[str, Any]:
@@ -25,7 +25,8 @@ def asyncapi() -> dict[str, Any]:
             "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": EXCHANGE, "type": "topic",
                                                                     "durable": True, "vhost": "/"}}},
         }  # fmt: skip
-        consumers = [q.name for q in SERVICE_QUEUES if event_type in q.routing_keys]
+        queues = (*SERVICE_QUEUES, *EXTERNAL_QUEUES)
+        consumers = [q.name for q in queues if event_type in q.routing_keys]
         operations[f"receive{name}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{name}"},

@@ -63,6 +63,29 @@ SMS_WORKER = ServiceQueue("sms-worker", (VerificationRequested.event_type,))
 PAYROLL_WORKER = ServiceQueue("payroll-worker", (OrderCompleted.event_type, OrderFailed.event_type))
 
 SERVICE_QUEUES: tuple[ServiceQueue, ...] = (PORTAL_API, ORDER_WORKER, SMS_WORKER, PAYROLL_WORKER)
+
+# Queues of systems outside mPort. The payroll system reads the deduction events from its own
+# durable queue, as the broker user of the same name, which may only consume from it (it cannot
+# declare, bind, publish or read anything else). Declared by every service, so no deduction
+# event is unroutable before the payroll system first connects; no retry queues (it settles its
+# own messages), a dead-letter queue for what it rejects or crashes on DELIVERY_LIMIT times.
+PAYROLL_SYSTEM = ServiceQueue(
+    "payroll-system", (PayrollDeductionRecorded.event_type, PayrollDeductionReversed.event_type)
+)
+EXTERNAL_QUEUES: tuple[ServiceQueue, ...] = (PAYROLL_SYSTEM,)
+
+
+def external_user_permissions(queue: ServiceQueue, *, vhost: str = "/") -> dict[str, str]:
+    """An outside system's broker permissions: consume from its own queue, and nothing else."""
+    return {
+        "user": queue.name,
+        "vhost": vhost,
+        "configure": "^$",
+        "write": "^$",
+        "read": f"^{queue.name}$",
+    }
+
+
 DEFAULT_RETRY_DELAYS_MS: tuple[int, ...] = (1_000, 5_000, 30_000)
 
 
@@ -115,7 +138,7 @@ async def declare_all(channel: AbstractChannel) -> None:
     """Declare every work queue, so no published event is unroutable even before its consumer starts.
 
     Each consumer declares its own retry queues, since only it knows its retry delays."""
-    for queue in SERVICE_QUEUES:
+    for queue in (*SERVICE_QUEUES, *EXTERNAL_QUEUES):
         await declare_service_queue(channel, queue)
 
 
@@ -125,6 +148,19 @@ def definitions(
     """The same topology as a RabbitMQ definitions document (for `rabbitmqctl import_definitions`)."""
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
+
+    def bind(queue: ServiceQueue) -> None:
+        bindings.extend(
+            {
+                "source": EXCHANGE,
+                "vhost": vhost,
+                "destination": queue.name,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for key in queue.routing_keys
+        )
 
     def add_queue(name: str, arguments: dict[str, Any]) -> None:
         queues.append(
@@ -142,19 +178,26 @@ def definitions(
         for delay in retry_delays_ms:
             add_queue(queue.retry(delay), _retry_queue_arguments(queue, delay))
         add_queue(queue.dead_letter, _DEAD_LETTER_ARGUMENTS)
-        bindings.extend(
-            {
-                "source": EXCHANGE,
-                "vhost": vhost,
-                "destination": queue.name,
-                "destination_type": "queue",
-                "routing_key": key,
-                "arguments": {},
-            }
-            for key in queue.routing_keys
-        )
+        bind(queue)
+    for queue in EXTERNAL_QUEUES:
+        add_queue(queue.name, _work_queue_arguments(queue))
+        add_queue(queue.dead_letter, _DEAD_LETTER_ARGUMENTS)
+        bind(queue)
+
     return {
         "vhosts": [{"name": vhost}],
+        # An outside system's user has no password here: it cannot sign in until the operator
+        # gives it one (README: the payroll system's user), and no password is kept in git.
+        "users": [
+            {
+                "name": q.name,
+                "password_hash": "",
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": "",
+            }
+            for q in EXTERNAL_QUEUES
+        ],
+        "permissions": [external_user_permissions(q, vhost=vhost) for q in EXTERNAL_QUEUES],
         "exchanges": [
             {
                 "name": EXCHANGE,
