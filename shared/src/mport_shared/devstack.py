@@ -77,6 +77,9 @@ class StackConfig:
     # The token the SMS gateway's delivery reports to the sms-worker carry: one per run, so a
     # restarted sms-worker still accepts the reports of the SMS its predecessor sent.
     sms_dlr_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The bearer token of the payroll-worker's internal API, which the portal's admin pages call:
+    # one per run, given to both.
+    payroll_api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         # A process left out of `ports` (a caller that names only what it starts) gets a free
@@ -180,11 +183,14 @@ class StackConfig:
                             SMS_DLR_BASE_URL=f"http://127.0.0.1:{p['sms-worker']}",
                             SMS_DLR_SECRET=self.sms_dlr_secret)),
             ProcessSpec("payroll-worker", "payroll_worker", p["payroll-worker"],
-                        env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"])),
+                        env("payroll-worker", DATABASE_URL=self.database_urls["payroll-worker"],
+                            PAYROLL_API_TOKEN=self.payroll_api_token)),
             ProcessSpec("portal-api", "portal_api", p["portal-api"],
                         env("portal-api", DATABASE_URL=self.database_urls["portal-api"],
                             PUBLIC_URL=self.public_url,
-                            SMS_SIMULATOR_URL=f"http://127.0.0.1:{p['sms-simulator']}", **portal_oidc)),
+                            SMS_SIMULATOR_URL=f"http://127.0.0.1:{p['sms-simulator']}",
+                            PAYROLL_WORKER_URL=f"http://127.0.0.1:{p['payroll-worker']}",
+                            PAYROLL_API_TOKEN=self.payroll_api_token, **portal_oidc)),
         ]  # fmt: skip
 
 
@@ -501,6 +507,7 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         identity_simulator=external_issuer is None,
         portal_public_url=os.environ.get("PUBLIC_URL", "").strip() or None,
         sms_dlr_secret=os.environ.get("SMS_DLR_SECRET") or secrets.token_urlsafe(32),
+        payroll_api_token=os.environ.get("PAYROLL_API_TOKEN") or secrets.token_urlsafe(32),
     )  # fmt: skip
     if external_issuer is None:
         identity = f"  identity provider {config.identity_issuer()}  (the simulator: pick a person there)\n"
