@@ -4,7 +4,10 @@ a closed period, closes that are idempotent, and the internal HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,7 +20,7 @@ from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.events import Billing, Envelope, EventPayload, envelop
 from mport_shared.testing import MakeDatabase
 from payroll_worker.api import internal_api
-from payroll_worker.models import DeductionLineRow, tables
+from payroll_worker.models import DeductionLineRow, ServiceRow, tables
 from payroll_worker.payroll import Payroll
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -187,3 +190,65 @@ async def test_the_internal_api_needs_its_token_and_answers_problems(payroll: Pa
             "text",
             "consent_id",
         }
+
+
+async def test_a_close_and_a_completion_at_the_same_moment_never_lose_a_month(payroll: Payroll) -> None:
+    """The company's lock: without it the close could miss a service the completion is about to
+    commit into the period being closed, and that month would never be charged."""
+    for _ in range(15):
+        company = uuid.uuid4()
+        await payroll.close(company, "2026-10")  # the company is known: only the lock orders them
+        sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY, company_id=company)
+        await asyncio.gather(
+            payroll.close(company, "2026-12"), payroll.on_order_completed(wrap(completed(sky, DEC_1)))
+        )
+        async with payroll.sessions() as session:
+            service = await session.scalar(select(ServiceRow).where(ServiceRow.order_id == str(sky.order_id)))
+            charged = await session.scalar(
+                select(func.count())
+                .select_from(DeductionLineRow)
+                .where(DeductionLineRow.order_id == str(sky.order_id), DeductionLineRow.period == "2026-12")
+            )
+        assert service is not None
+        # Either the completion came first (December charged at the close) or the close did
+        # (the service starts in January).
+        assert (service.start_period, charged) in {("2026-12", 1), ("2027-01", 0)}
+
+
+async def test_the_cli_closes_lists_and_exports(payroll: Payroll, tmp_path: Path) -> None:
+    await payroll.on_order_completed(wrap(completed(snapshot(), DEC_1)))
+    url = str(payroll.sessions.kw["bind"].url.render_as_string(hide_password=False))
+    env = {**os.environ, "DATABASE_URL": url}
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "payroll_worker", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, _ = await run("close", "--company", str(COMPANY), "--period", "2026-12")
+    assert code == 0
+    assert json.loads(out)["status"] == "closed"
+    code, out, _ = await run("periods", "--company", str(COMPANY))
+    assert code == 0
+    assert "2026-12  closed" in out
+    target = tmp_path / "december.csv"
+    args = (
+        "export",
+        "--company",
+        str(COMPANY),
+        "--period",
+        "2026-12",
+        "--format",
+        "visma",
+        "--output",
+        str(target),
+    )
+    assert (await run(*args))[0] == 0
+    assert target.read_bytes().startswith(b"2026;12;1001;7100;0.00;1.00;0.00;-49.00;")
+    code, _, err = await run("close", "--company", str(COMPANY), "--period", "2026-13")
+    assert code == 2
+    assert "not a pay period" in err

@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import uuid
 from pathlib import Path
 
 from mport_shared.db import create_engine, session_factory
+from mport_shared.logging import configure_logging
 from mport_shared.settings import load_settings
 
 from payroll_worker.exports import FORMATS, UnknownFormat
@@ -69,4 +71,9 @@ async def run(args: argparse.Namespace, settings: PayrollWorkerSettings) -> int:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    return asyncio.run(run(args, load_settings(PayrollWorkerSettings)))
+    settings = load_settings(PayrollWorkerSettings)
+    configure_logging(service="payroll-worker", level=settings.log_level, json=settings.log_json)
+    for handler in logging.getLogger().handlers:  # stdout is the command's answer (or its file)
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    return asyncio.run(run(args, settings))
