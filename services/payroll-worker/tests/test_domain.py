@@ -148,6 +148,28 @@ def test_a_new_plan_ends_the_previous_plans_difference() -> None:
     assert ledger.close("2027-02").lines == []
 
 
+def test_plans_arriving_out_of_order_still_let_the_later_one_win() -> None:
+    ledger = Ledger()
+    d = snapshot(amount_ore=10_000, billing=Billing.MONTHLY, kind=OrderKind.PLAN, action="modify")
+    e = snapshot(amount_ore=20_000, billing=Billing.MONTHLY, kind=OrderKind.PLAN, action="modify")
+    ledger.completed(completed(e, datetime(2026, 12, 20, tzinfo=UTC)))
+    ledger.completed(completed(d, datetime(2026, 12, 5, tzinfo=UTC)))  # earlier, but arrives later
+    [december] = ledger.close("2026-12").lines
+    assert (december.line.order_id, december.line.amount_ore) == (e.order_id, 20_000)
+
+
+def test_another_employees_plan_ends_nothing_of_mine() -> None:
+    ledger = Ledger()
+    mine = snapshot(amount_ore=10_000, billing=Billing.MONTHLY, kind=OrderKind.PLAN, action="modify")
+    theirs = snapshot(
+        amount_ore=20_000, billing=Billing.MONTHLY, kind=OrderKind.PLAN, action="modify",
+        employee_id=uuid.uuid4(), employee_number="1002",
+    )  # fmt: skip
+    ledger.completed(completed(mine, DEC_1))
+    ledger.completed(completed(theirs, DEC_1 + timedelta(days=1)))
+    assert sorted(r.line.amount_ore for r in ledger.close("2026-12").lines) == [10_000, 20_000]
+
+
 # ---- properties ---------------------------------------------------------------------------
 
 EMPLOYEES = {"1001": uuid.UUID(int=1001), "1002": uuid.UUID(int=1002)}

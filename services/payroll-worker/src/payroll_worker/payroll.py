@@ -54,6 +54,9 @@ class Payroll:
         if not isinstance(event, OrderCompleted):
             raise PermanentFailure(f"expected OrderCompleted, got {envelope.type}")
         order = event.order
+        if order.employee_charge.amount_ore and order.consent is None:
+            # Recorded all the same (the order is done); the line's consent_id is empty.
+            log.warning("a charge without the employee's consent", order_id=str(order.order_id))
         async with self.sessions.begin() as session:
             if not await self._claim(session, envelope):
                 return

@@ -19,7 +19,7 @@ from mport_shared.events import (
     envelop,
 )
 from mport_shared.messaging.outbox import add_all_to_outbox
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payroll_worker.domain import Book, Changes, RecordedLine, Service, next_period
@@ -222,12 +222,14 @@ async def period_summaries(
             select(_PERIODS.c.period, _PERIODS.c.closed_at).where(_PERIODS.c.company_id == company)
         )
     }
-    counts: dict[str, tuple[int, int]] = {}
-    for row in await session.execute(
-        select(_LINES.c.period, _LINES.c.amount_ore).where(_LINES.c.company_id == company)
-    ):
-        n, total = counts.get(row.period, (0, 0))
-        counts[row.period] = (n + 1, total + row.amount_ore)
+    counts: dict[str, tuple[int, int]] = {
+        row.period: (row.lines, int(row.total))
+        for row in await session.execute(
+            select(_LINES.c.period, func.count().label("lines"), func.sum(_LINES.c.amount_ore).label("total"))
+            .where(_LINES.c.company_id == company)
+            .group_by(_LINES.c.period)
+        )
+    }
     periods = set(closed) | set(counts) | {current}
     if last_closed is not None:
         periods.add(next_period(last_closed))
