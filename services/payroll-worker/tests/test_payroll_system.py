@@ -82,6 +82,13 @@ async def test_the_example_consumer_gets_each_line_once_and_leaves_its_queue_emp
         order, mistaken = snapshot(), snapshot(amount_ore=12_900, product_name="Datakort")
         await publish(broker, completed(order, DEC_1), times=2)
         await publish(broker, completed(mistaken, DEC_1))
+
+        async def two() -> bool:
+            return len(rows(database)) == 2
+
+        # The failure only after the charge is recorded: handled at once, it would win, and
+        # nothing would be charged (what a failure that overtakes its completion must do).
+        await wait_for(two, timeout_s=30, what="the example consumer to record two lines")
         await publish(broker, failed(mistaken, DEC_1))
 
         async def three() -> bool:

@@ -156,11 +156,13 @@ async def test_events_out_of_order_and_a_closed_period(
     # A failure that overtakes its completion: nothing charged.
     lost = snapshot()
     await publish(broker, failed(lost, DEC_1))
+    await drained(rabbit_server, amqp_url)  # handled before the completion is even published
     await publish(broker, completed(lost, DEC_1))
     # An ending that overtakes its service's completion: the service starts ended.
     sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY, product_code="min_sky", product_name="Min Sky")
     ending = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id, product_code="min_sky")
     await publish(broker, completed(ending, datetime(2026, 12, 20, tzinfo=UTC)))
+    await drained(rabbit_server, amqp_url)
     await publish(broker, completed(sky, DEC_1))
     await drained(rabbit_server, amqp_url)
     async with api(stack) as client:
