@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,19 @@ async def lines(stack: Stack) -> list[asyncpg.Record]:
         await connection.close()
 
 
+async def recorded(stack: Stack, count_query: str, order_id: uuid.UUID) -> None:
+    """Wait until the worker has handled a message: its row is in the worker's database."""
+
+    async def there() -> bool:
+        connection = await asyncpg.connect(pg_url(stack))
+        try:
+            return bool(await connection.fetchval(count_query, str(order_id)))
+        finally:
+            await connection.close()
+
+    await wait_for(there, what=count_query)
+
+
 async def drained(rabbit_server: RabbitServer, amqp_url: str, name: str = "payroll-worker") -> None:
     """The queue holds nothing, ready or unacked: every message was handled and acked."""
     vhost = quote(unquote(urlsplit(amqp_url).path[1:]), safe="")
@@ -156,13 +170,13 @@ async def test_events_out_of_order_and_a_closed_period(
     # A failure that overtakes its completion: nothing charged.
     lost = snapshot()
     await publish(broker, failed(lost, DEC_1))
-    await drained(rabbit_server, amqp_url)  # handled before the completion is even published
+    await recorded(stack, "SELECT count(*) FROM failed_orders WHERE order_id = $1", lost.order_id)
     await publish(broker, completed(lost, DEC_1))
     # An ending that overtakes its service's completion: the service starts ended.
     sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY, product_code="min_sky", product_name="Min Sky")
     ending = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id, product_code="min_sky")
     await publish(broker, completed(ending, datetime(2026, 12, 20, tzinfo=UTC)))
-    await drained(rabbit_server, amqp_url)
+    await recorded(stack, "SELECT count(*) FROM service_endings WHERE order_id = $1", sky.order_id)
     await publish(broker, completed(sky, DEC_1))
     await drained(rabbit_server, amqp_url)
     async with api(stack) as client:
