@@ -43,7 +43,10 @@ async def payroll(
     else:
         url = await make_database("payroll_worker:migrations")
     engine = create_engine(url)
-    yield Payroll(session_factory(engine), default_wage_type="7000")
+    # A clock in the spring of 2027, so that the tests may close the winter's periods.
+    yield Payroll(
+        session_factory(engine), default_wage_type="7000", clock=lambda: datetime(2027, 4, 1, tzinfo=UTC)
+    )
     await engine.dispose()
 
 
@@ -153,6 +156,10 @@ async def test_the_internal_api_needs_its_token_and_answers_problems(payroll: Pa
         assert bad.status_code == 400
         assert bad.json()["type"] == "https://mport.no/problems/payroll-bad-period"
         assert (await client.get("/internal/companies/not-a-uuid/periods", headers=auth)).status_code == 400
+        future = await client.post(f"{base}/2027-06/close", headers=auth)  # two months ahead
+        assert future.status_code == 409
+        assert future.json()["type"] == "https://mport.no/problems/payroll-period-not-started"
+        assert (await client.post(f"{base}/2027-05/close", headers=auth)).status_code == 200  # next month
         fmt = await client.get(f"{base}/2026-12/export?format=xlsx", headers=auth)
         assert fmt.status_code == 400
         assert fmt.json()["type"] == "https://mport.no/problems/payroll-unknown-export-format"

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from payroll_worker.exports import UnknownFormat
-from payroll_worker.payroll import BadPeriod, Payroll
+from payroll_worker.payroll import BadPeriod, Payroll, PeriodNotStarted
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://mport.no/problems/"
@@ -105,6 +105,17 @@ def internal_api(app: FastAPI, payroll: Payroll, *, token: SecretStr | None) -> 
     async def _bad_period(_request: Request, exc: BadPeriod) -> JSONResponse:
         return problem_response(
             Problem(slug="payroll-bad-period", status=400, title="Not a pay period", detail=str(exc))
+        )
+
+    @app.exception_handler(PeriodNotStarted)
+    async def _not_started(_request: Request, exc: PeriodNotStarted) -> JSONResponse:
+        return problem_response(
+            Problem(
+                slug="payroll-period-not-started",
+                status=409,
+                title="The period has not begun",
+                detail=str(exc),
+            )
         )
 
     @app.exception_handler(UnknownFormat)

@@ -17,7 +17,7 @@ from mport_shared.logging import configure_logging
 from mport_shared.settings import load_settings
 
 from payroll_worker.exports import FORMATS, UnknownFormat
-from payroll_worker.payroll import BadPeriod, Payroll
+from payroll_worker.payroll import BadPeriod, Payroll, PeriodNotStarted
 from payroll_worker.settings import PayrollWorkerSettings
 
 
@@ -62,7 +62,7 @@ async def run(args: argparse.Namespace, settings: PayrollWorkerSettings) -> int:
             else:
                 sys.stdout.buffer.write(file.body)
         return 0
-    except (BadPeriod, UnknownFormat) as exc:
+    except (BadPeriod, PeriodNotStarted, UnknownFormat) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

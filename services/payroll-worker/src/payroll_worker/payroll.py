@@ -5,7 +5,8 @@ transaction; an event's effects are written with its inbox row, so a redelivery 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mport_shared.events import Envelope, EventPayload, OrderCompleted, OrderFailed
@@ -24,6 +25,10 @@ log = get_logger(__name__)
 
 class BadPeriod(ValueError):
     """Not a period (YYYY-MM)."""
+
+
+class PeriodNotStarted(ValueError):
+    """A close of a period that has not begun: it would freeze every period before it for good."""
 
 
 def parse_period(value: str) -> str:
@@ -48,6 +53,7 @@ class CloseResult:
 class Payroll:
     sessions: async_sessionmaker[AsyncSession]
     default_wage_type: str
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def on_order_completed(self, envelope: Envelope[EventPayload]) -> None:
         event = envelope.data
@@ -91,7 +97,12 @@ class Payroll:
     async def close(self, company_id: uuid.UUID, period: str) -> CloseResult:
         """Close the company's periods up to `period` (idempotent: closing again generates nothing)."""
         period = parse_period(period)
-        now = datetime.now(UTC)
+        now = self.clock()
+        # This month and the next may be closed (a pay run is often made before the month ends);
+        # a later one is a typo that would freeze every period up to it.
+        if period > domain.next_period(domain.period_of(now)):
+            raise PeriodNotStarted(f"{period} has not begun; the latest period that can be closed now is "
+                                   f"{domain.next_period(domain.period_of(now))}")  # fmt: skip
         async with self.sessions.begin() as session:
             last_closed = await store.lock_company(session, company_id)
             book = await store.company_book_for_close(session, company_id=company_id, last_closed=last_closed)
