@@ -39,7 +39,9 @@ class Ledger:
         if changes.failed is not None:
             self.failed.add(changes.failed)
         if changes.ending is not None:
-            self.endings.setdefault(changes.ending.order_id, changes.ending.from_period)
+            # Two endings of one service (a second Avslutt): the earlier one holds.
+            known = self.endings.get(changes.ending.order_id, changes.ending.from_period)
+            self.endings[changes.ending.order_id] = min(known, changes.ending.from_period)
         if changes.closed is not None:
             self.last_closed = max(self.last_closed or changes.closed, changes.closed)
         return changes

@@ -79,6 +79,18 @@ def test_an_ending_before_its_service_completes_still_ends_it() -> None:
     assert [r.line.period for r in ledger.close("2027-01").lines] == ["2026-12"]
 
 
+def test_of_two_endings_before_their_service_the_earlier_holds() -> None:
+    # Found by the property below: the later ending arrived first and was kept.
+    ledger = Ledger()
+    sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY)
+    late = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id)
+    early = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id)
+    ledger.completed(completed(late, datetime(2027, 1, 10, tzinfo=UTC)))
+    ledger.completed(completed(early, DEC_1 + timedelta(days=1)))
+    ledger.completed(completed(sky, DEC_1))
+    assert [r.line.period for r in ledger.close("2027-01").lines] == ["2026-12"]
+
+
 def test_an_ending_after_later_closes_reverses_what_it_should_not_have_charged() -> None:
     ledger = Ledger()
     sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY)

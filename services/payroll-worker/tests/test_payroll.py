@@ -259,3 +259,13 @@ async def test_the_cli_closes_lists_and_exports(payroll: Payroll, tmp_path: Path
     code, _, err = await run("close", "--company", str(COMPANY), "--period", "2026-13")
     assert code == 2
     assert "not a pay period" in err
+
+
+async def test_of_two_endings_before_their_service_the_earlier_holds(payroll: Payroll) -> None:
+    sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY)
+    for at in (datetime(2027, 1, 10, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)):
+        ending = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id)
+        await payroll.on_order_completed(wrap(completed(ending, at)))
+    await payroll.on_order_completed(wrap(completed(sky, DEC_1)))
+    await payroll.close(COMPANY, "2027-01")
+    assert [r.period for r in await line_rows(payroll)] == ["2026-12"]

@@ -169,6 +169,12 @@ async def write(
             },
             keys=["order_id"],
         )
+        # Two endings of one service: the earlier one holds.
+        await session.execute(
+            update(_ENDINGS)
+            .where(_ENDINGS.c.order_id == str(ending.order_id), _ENDINGS.c.from_period > ending.from_period)
+            .values(from_period=ending.from_period, ending_order_id=str(ending.ending_order_id))
+        )
 
 
 async def record_close(
