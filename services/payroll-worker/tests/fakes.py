@@ -17,16 +17,21 @@ class Ledger:
     last_closed: str | None = None
     services: dict[uuid.UUID, Service] = field(default_factory=dict)
     lines: dict[uuid.UUID, RecordedLine] = field(default_factory=dict)
-    failed: set[uuid.UUID] = field(default_factory=set)
-    endings: dict[uuid.UUID, str] = field(default_factory=dict)
+    failed: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # order → employee
+    endings: dict[uuid.UUID, tuple[str, uuid.UUID]] = field(default_factory=dict)  # → (from, employee)
 
-    def book(self) -> Book:
+    def book(self, employee_id: uuid.UUID | None = None) -> Book:
+        """What the SQL store loads: for an event, only the employee's own; for a close, all."""
+
+        def mine(of: uuid.UUID) -> bool:
+            return employee_id is None or of == employee_id
+
         return Book(
             last_closed=self.last_closed,
-            services=dict(self.services),
-            lines=tuple(self.lines.values()),
-            failed=frozenset(self.failed),
-            endings=dict(self.endings),
+            services={k: v for k, v in self.services.items() if mine(v.employee_id)},
+            lines=tuple(r for r in self.lines.values() if mine(r.line.employee_id)),
+            failed=frozenset(k for k, e in self.failed.items() if mine(e)),
+            endings={k: p for k, (p, e) in self.endings.items() if mine(e)},
         )
 
     def apply(self, changes: Changes) -> Changes:
@@ -37,20 +42,23 @@ class Ledger:
         for service in changes.services:
             self.services[service.order_id] = service
         if changes.failed is not None:
-            self.failed.add(changes.failed)
+            assert changes.failed_employee_id is not None
+            self.failed.setdefault(changes.failed, changes.failed_employee_id)
         if changes.ending is not None:
             # Two endings of one service (a second Avslutt): the earlier one holds.
-            known = self.endings.get(changes.ending.order_id, changes.ending.from_period)
-            self.endings[changes.ending.order_id] = min(known, changes.ending.from_period)
+            ending = changes.ending
+            known = self.endings.get(ending.order_id, (ending.from_period, ending.employee_id))
+            self.endings[ending.order_id] = (min(known[0], ending.from_period), known[1])
         if changes.closed is not None:
             self.last_closed = max(self.last_closed or changes.closed, changes.closed)
         return changes
 
     def completed(self, event: OrderCompleted) -> Changes:
-        return self.apply(domain.on_completed(event, self.book(), default_wage_type=DEFAULT_WAGE_TYPE))
+        book = self.book(event.order.employee_id)
+        return self.apply(domain.on_completed(event, book, default_wage_type=DEFAULT_WAGE_TYPE))
 
     def failed_(self, event: OrderFailed) -> Changes:
-        return self.apply(domain.on_failed(event, self.book()))
+        return self.apply(domain.on_failed(event, self.book(event.order.employee_id)))
 
     def close(self, period: str) -> Changes:
         return self.apply(domain.on_close(period, self.book()))

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mport_shared.events import Billing, DeductionLineKind, OrderKind
+from mport_shared.events import Billing, DeductionLineKind, OrderKind, OrderSnapshot
 from payroll_worker import domain
 from payroll_worker.domain import line_id, next_period, period_of
 
-from .conftest import completed, failed, snapshot
+from .conftest import COMPANY, completed, failed, snapshot
 from .fakes import Ledger
 
 DEC_1 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -211,6 +211,45 @@ order_plans = st.builds(
 )
 
 
+Order = tuple[OrderSnapshot, datetime, str]
+
+
+def build(
+    plans: list[Plan], closes: list[int], *, company_id: uuid.UUID = COMPANY
+) -> tuple[list[Order], list[tuple[str, int]]]:
+    """The orders the plans describe (ids from their index, so the same plans give the same
+    orders), and the events they make: a completion, a failure or both, and the closes."""
+    orders: list[Order] = []
+    events: list[tuple[str, int]] = []
+    for i, p in enumerate(plans):
+        # An employee ends one of their own monthly services (the portal offers no other).
+        monthly = [j for j, q in enumerate(plans) if q.what == "monthly" and q.employee == p.employee]
+        if p.what == "ending" and not monthly:
+            p = Plan("one_off", p.employee, p.amount, p.day, p.outcome, 0)
+        # Plans and endings are never mistaken: a carrier never fails what it completed.
+        outcome = "completed" if p.outcome == "mistaken" and p.what in ("plan", "ending") else p.outcome
+        ends = uuid.uuid5(company_id, str(monthly[p.ends % len(monthly)])) if p.what == "ending" else None
+        snap = snapshot(
+            order_id=uuid.uuid5(company_id, str(i)),
+            employee_id=EMPLOYEES[p.employee],
+            employee_number=p.employee,
+            amount_ore=0 if p.what == "ending" else p.amount,
+            billing=Billing.ONE_OFF if p.what == "one_off" else Billing.MONTHLY,
+            kind=OrderKind.PLAN if p.what == "plan" else OrderKind.ADDON,
+            action={"plan": "modify", "ending": "delete"}.get(p.what, "add"),
+            ends_order_id=ends,
+            company_id=company_id,
+        )
+        at = START + timedelta(days=p.day, hours=i)
+        orders.append((snap, at, outcome))
+        if outcome in ("completed", "mistaken"):
+            events.append(("completed", i))
+        if outcome in ("failed", "mistaken"):
+            events.append(("failed", i))
+    events += [("close", c) for c in closes]
+    return orders, events
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     plans=st.lists(order_plans, min_size=1, max_size=12),
@@ -220,31 +259,7 @@ order_plans = st.builds(
 def test_lines_sum_to_what_the_charges_say_and_nothing_is_charged_twice(
     plans: list[Plan], closes: list[int], data: st.DataObject
 ) -> None:
-    orders, events = [], []
-    monthly = [i for i, p in enumerate(plans) if p.what == "monthly"]
-    for i, p in enumerate(plans):
-        if p.what == "ending" and not monthly:
-            p = Plan("one_off", p.employee, p.amount, p.day, p.outcome, 0)
-        # Plans and endings are never mistaken: a carrier never fails what it completed.
-        outcome = "completed" if p.outcome == "mistaken" and p.what in ("plan", "ending") else p.outcome
-        ends = uuid.UUID(int=10_000 + monthly[p.ends % len(monthly)]) if p.what == "ending" else None
-        snap = snapshot(
-            order_id=uuid.UUID(int=10_000 + i),
-            employee_id=EMPLOYEES[p.employee],
-            employee_number=p.employee,
-            amount_ore=0 if p.what == "ending" else p.amount,
-            billing=Billing.ONE_OFF if p.what == "one_off" else Billing.MONTHLY,
-            kind=OrderKind.PLAN if p.what == "plan" else OrderKind.ADDON,
-            action={"plan": "modify", "ending": "delete"}.get(p.what, "add"),
-            ends_order_id=ends,
-        )
-        at = START + timedelta(days=p.day, hours=i)
-        orders.append((snap, at, outcome))
-        if outcome in ("completed", "mistaken"):
-            events.append(("completed", i))
-        if outcome in ("failed", "mistaken"):
-            events.append(("failed", i))
-    events += [("close", c) for c in closes]
+    orders, events = build(plans, closes)
     sequence = data.draw(st.permutations(events))
     # A mistaken order's failure may come before or after its completion; any event may come twice.
     sequence += data.draw(st.lists(st.sampled_from(events), max_size=3)) if events else []
@@ -257,7 +272,7 @@ def test_lines_sum_to_what_the_charges_say_and_nothing_is_charged_twice(
             ledger.close(period)
             model.close(period)
             continue
-        snap, at, outcome = orders[index]
+        snap, at, _ = orders[index]
         if event == "completed":
             ledger.completed(completed(snap, at))
             model.completed(snap.order_id, at, ledger_last_closed=model.last_closed)

@@ -270,6 +270,10 @@ def _end_service(order: OrderSnapshot, book: Book, *, at: datetime) -> Changes:
         employee_id=order.employee_id,
     )
     service = book.services.get(order.ends_order_id)
+    if service is not None and service.employee_id != order.employee_id:
+        changes.ending = None
+        changes.note = "the service is another employee's: nothing ended"
+        return changes
     if service is None:
         changes.note = "the service's own completion has not arrived yet; it will start ended"
         return changes
