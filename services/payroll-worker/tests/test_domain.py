@@ -91,6 +91,20 @@ def test_of_two_endings_before_their_service_the_earlier_holds() -> None:
     assert [r.line.period for r in ledger.close("2027-01").lines] == ["2026-12"]
 
 
+def test_an_ending_of_another_employees_service_ends_nothing() -> None:
+    sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY)
+    other = snapshot(amount_ore=0, action="delete", ends_order_id=sky.order_id, employee_id=uuid.uuid4())
+    book = domain.Book(
+        services={
+            sky.order_id: domain.on_completed(
+                completed(sky, DEC_1), domain.Book(), default_wage_type="7000"
+            ).services[0]
+        }
+    )
+    changes = domain.on_completed(completed(other, DEC_1), book, default_wage_type="7000")
+    assert (changes.ending, changes.services, changes.lines) == (None, [], [])
+
+
 def test_an_ending_after_later_closes_reverses_what_it_should_not_have_charged() -> None:
     ledger = Ledger()
     sky = snapshot(amount_ore=2_950, billing=Billing.MONTHLY)
