@@ -97,3 +97,13 @@ def test_the_sms_worker_sends_through_the_sms_simulator_with_one_report_token_pe
     assert len(worker.env["SMS_DLR_SECRET"]) >= 32
     [other] = [s for s in second.specs() if s.name == "sms-worker"]
     assert worker.env["SMS_DLR_SECRET"] != other.env["SMS_DLR_SECRET"]
+
+
+def test_the_portal_reaches_the_payroll_worker_with_the_runs_one_token() -> None:
+    specs = {s.name: s for s in config().specs()}
+    worker, portal = specs["payroll-worker"], specs["portal-api"]
+    assert portal.env["PAYROLL_WORKER_URL"] == "http://127.0.0.1:18093"
+    assert len(worker.env["PAYROLL_API_TOKEN"]) >= 32
+    assert portal.env["PAYROLL_API_TOKEN"] == worker.env["PAYROLL_API_TOKEN"]
+    another_run = {s.name: s for s in config().specs()}["payroll-worker"]
+    assert another_run.env["PAYROLL_API_TOKEN"] != worker.env["PAYROLL_API_TOKEN"]
