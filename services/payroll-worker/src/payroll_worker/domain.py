@@ -18,7 +18,7 @@ Rules (issue 10):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -380,10 +380,3 @@ def on_close(period: str, book: Book) -> Changes:
             )
     return changes
 
-
-def sum_by_employee_and_period(lines: Iterable[DeductionLine]) -> dict[tuple[str, str], int]:
-    totals: dict[tuple[str, str], int] = {}
-    for line in lines:
-        key = (line.employee_number, line.period)
-        totals[key] = totals.get(key, 0) + line.amount_ore
-    return totals
