@@ -379,4 +379,3 @@ def on_close(period: str, book: Book) -> Changes:
                 )
             )
     return changes
-
