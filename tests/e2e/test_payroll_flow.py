@@ -5,6 +5,7 @@ payroll system, and exports it in the month's files; its queue is empty afterwar
 from __future__ import annotations
 
 import json
+import uuid
 
 import asyncpg
 import httpx
@@ -67,3 +68,67 @@ async def test_kari_s_ekstra_data_becomes_one_deduction_line_event_and_export_ro
         assert queue.declaration_result.message_count == 0
     finally:
         await broker.close()
+
+
+async def test_kari_s_deductions_on_her_page_the_month_closed_and_exported_and_min_sky_ended(
+    make_stack: MakeStack,
+) -> None:
+    """The issue's end to end: Ekstra Data on Kari's page and in the month's files, closed by the
+    administrator through the portal; Min Sky charged for the month she ended it in, not after."""
+    stack = await make_stack()
+    async with signed_in(stack, "kari.nordmann@demo.no") as (kari, csrf):
+        data = await place(kari, csrf, "ekstra-data-15gb")
+        sky = await place(kari, csrf, "min-sky-10gb")
+        for order in (data, sky):
+            assert (await final_state(kari, order["id"]))["status"] == "completed"
+        ending = await kari.post(
+            "/api/v1/orders",
+            json={"product_code": "min-sky-10gb", "action": "delete"},
+            headers={"X-CSRF-Token": csrf, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert ending.status_code == 202, ending.text
+        assert (await final_state(kari, ending.json()["id"]))["status"] == "completed"
+
+        async def on_her_page() -> bool:
+            periods = (await kari.get("/api/v1/deductions")).json()["periods"]
+            return any(line["order_id"] == data["id"] for p in periods for line in p["lines"])
+
+        await wait_for(on_her_page, timeout_s=30, what="Ekstra Data on Mine lønnstrekk")
+        [line] = [
+            x for p in (await kari.get("/api/v1/deductions")).json()["periods"] for x in p["lines"]
+            if x["order_id"] == data["id"]
+        ]  # fmt: skip
+        assert line["text"].startswith("Ekstra Data 15GB ")
+        assert line["consent_id"] is not None
+        month = line["period"]
+    async with signed_in(stack, "admin@demo.no") as (ingrid, csrf):
+        closed = await ingrid.post(
+            f"/api/v1/admin/payroll/periods/{month}/close", headers={"X-CSRF-Token": csrf}
+        )
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["recurring_lines_generated"] == 1  # Min Sky for this month
+        files = {}
+        for fmt in ("json", "visma", "tripletex"):
+            answer = await ingrid.get(f"/api/v1/admin/payroll/periods/{month}/export", params={"format": fmt})
+            assert answer.status_code == 200, answer.text
+            assert "attachment" in answer.headers["content-disposition"]
+            files[fmt] = answer.content
+        exported = json.loads(files["json"])["lines"]
+        assert {x["order_id"] for x in exported} == {data["id"], sky["id"]}
+        assert files["visma"].decode().startswith(f"{month[:4]};{int(month[5:])};1001;")
+        assert b"Ekstra Data 15GB" in files["tripletex"]
+        following = next_month(month)
+        closed = await ingrid.post(
+            f"/api/v1/admin/payroll/periods/{following}/close", headers={"X-CSRF-Token": csrf}
+        )
+        assert closed.status_code == 200, closed.text
+        assert closed.json()["recurring_lines_generated"] == 0  # Min Sky ended: no line
+        nothing = await ingrid.get(
+            f"/api/v1/admin/payroll/periods/{following}/export", params={"format": "json"}
+        )
+        assert json.loads(nothing.content)["lines"] == []
+
+
+def next_month(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:])
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
