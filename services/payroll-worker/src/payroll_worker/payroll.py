@@ -68,7 +68,11 @@ class Payroll:
                 return
             last_closed = await store.lock_company(session, order.company_id)
             book = await store.employee_book(
-                session, company_id=order.company_id, employee_id=order.employee_id, last_closed=last_closed
+                session,
+                company_id=order.company_id,
+                employee_id=order.employee_id,
+                orders={o for o in (order.order_id, order.ends_order_id) if o is not None},
+                last_closed=last_closed,
             )
             changes = domain.on_completed(event, book, default_wage_type=self.default_wage_type)
             await store.write(
@@ -86,7 +90,11 @@ class Payroll:
                 return
             last_closed = await store.lock_company(session, order.company_id)
             book = await store.employee_book(
-                session, company_id=order.company_id, employee_id=order.employee_id, last_closed=last_closed
+                session,
+                company_id=order.company_id,
+                employee_id=order.employee_id,
+                orders={o for o in (order.order_id, order.ends_order_id) if o is not None},
+                last_closed=last_closed,
             )
             changes = domain.on_failed(event, book)
             await store.write(

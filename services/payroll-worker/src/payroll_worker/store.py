@@ -61,27 +61,42 @@ async def lock_company(session: AsyncSession, company_id: uuid.UUID) -> str | No
 
 
 async def employee_book(
-    session: AsyncSession, *, company_id: uuid.UUID, employee_id: uuid.UUID, last_closed: str | None
+    session: AsyncSession,
+    *,
+    company_id: uuid.UUID,
+    employee_id: uuid.UUID,
+    orders: set[uuid.UUID],
+    last_closed: str | None,
 ) -> Book:
-    """What a decision about one employee's order needs: their services, lines, failures, endings."""
+    """What a decision about one employee's order needs: their services (few: monthly charges
+    only), and the lines, failures and endings of `orders` (the order and the one it ends) and of
+    those services. Not all their lines: one-off lines pile up (Ekstra Data, again and again),
+    and every event would read them all."""
     company, employee = str(company_id), str(employee_id)
     services = (
         await session.execute(
             select(_SERVICES).where(_SERVICES.c.company_id == company, _SERVICES.c.employee_id == employee)
         )
     ).all()
+    ids = sorted({str(o) for o in orders} | {row.order_id for row in services})
     lines = (
         await session.execute(
-            select(_LINES).where(_LINES.c.company_id == company, _LINES.c.employee_id == employee)
+            select(_LINES).where(
+                _LINES.c.company_id == company, _LINES.c.employee_id == employee, _LINES.c.order_id.in_(ids)
+            )
         )
     ).all()
     failed = await session.scalars(
-        select(_FAILED.c.order_id).where(_FAILED.c.company_id == company, _FAILED.c.employee_id == employee)
+        select(_FAILED.c.order_id).where(
+            _FAILED.c.company_id == company, _FAILED.c.employee_id == employee, _FAILED.c.order_id.in_(ids)
+        )
     )
     endings = (
         await session.execute(
             select(_ENDINGS.c.order_id, _ENDINGS.c.from_period).where(
-                _ENDINGS.c.company_id == company, _ENDINGS.c.employee_id == employee
+                _ENDINGS.c.company_id == company,
+                _ENDINGS.c.employee_id == employee,
+                _ENDINGS.c.order_id.in_(ids),
             )
         )
     ).all()
