@@ -81,10 +81,17 @@ class Trails:
     def __init__(self, queue: AbstractQueue) -> None:
         self._queue = queue
         self.events: dict[str, list[dict[str, Any]]] = {}
+        self._seen: set[str] = set()
 
     async def collect(self) -> None:
         while (message := await self._queue.get(no_ack=True, fail=False)) is not None:
             body = json.loads(message.body)
+            # Publishing is at least once: a worker killed between the broker's confirm and
+            # marking its outbox row sent publishes that row again, under the same id, and every
+            # consumer's inbox drops the copy. So do we; a second event under a new id still counts.
+            if body["id"] in self._seen:
+                continue
+            self._seen.add(body["id"])
             data = body["data"]
             order_id = str(data.get("order_id") or data["order"]["order_id"])
             self.events.setdefault(order_id, []).append(body)
