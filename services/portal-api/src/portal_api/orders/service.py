@@ -128,16 +128,33 @@ async def place_order(
                 refusal = already(verdict.product, holder, catalog)
             else:
                 return PlacedOrder(order, verdict.product)
-        # Refused, or another request got there first: if this key made an order, this is a
-        # repeat of its request, answered with that order whatever the checks say now.
-        earlier = await uow.orders.by_key(command.employee_id, command.idempotency_key)
-        if earlier is not None:
-            if reused := same_request(earlier, command.product_code, command.details):
-                raise reused
-            return _with_product(earlier, catalog)
-        if refusal is None:
-            raise RuntimeError("the Idempotency-Key's order vanished after its INSERT conflicted")
-        raise refusal
+        return await _repeat_or_refuse(
+            uow, catalog, command.employee_id, command.idempotency_key, refusal,
+            command.product_code, command.details,
+        )  # fmt: skip
+
+
+async def _repeat_or_refuse(
+    uow: UnitOfWork,
+    catalog: Catalog,
+    employee_id: uuid.UUID,
+    idempotency_key: str,
+    refusal: DomainError | None,
+    product_code: str,
+    details: Mapping[str, str],
+    *,
+    ending: bool = False,
+) -> PlacedOrder:
+    """Refused, or another request got there first: if this key made an order, this is a repeat
+    of its request, answered with that order whatever the checks say now; else the refusal."""
+    earlier = await uow.orders.by_key(employee_id, idempotency_key)
+    if earlier is not None:
+        if reused := same_request(earlier, product_code, details, ending=ending):
+            raise reused
+        return _with_product(earlier, catalog)
+    if refusal is None:
+        raise RuntimeError("the Idempotency-Key's order vanished after its INSERT conflicted")
+    raise refusal
 
 
 def _new_order(employee: Employee, accepted: Accepted, command: PlaceOrder, now: datetime) -> Order:
@@ -269,14 +286,10 @@ async def end_service(
                 refusal = ending_already(verdict.product)
             else:
                 return PlacedOrder(order, verdict.product)
-        earlier = await uow.orders.by_key(command.employee_id, command.idempotency_key)
-        if earlier is not None:
-            if reused := same_request(earlier, command.product_code, {}, ending=True):
-                raise reused
-            return _with_product(earlier, catalog)
-        if refusal is None:
-            raise RuntimeError("the Idempotency-Key's order vanished after its INSERT conflicted")
-        raise refusal
+        return await _repeat_or_refuse(
+            uow, catalog, command.employee_id, command.idempotency_key, refusal,
+            command.product_code, {}, ending=True,
+        )  # fmt: skip
 
 
 def _ending_order(employee: Employee, ending: Ending, command: EndService, now: datetime) -> Order:
