@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from payroll_worker.api import internal_api
 from payroll_worker.models import DeductionLineRow, ServiceRow, tables
 from payroll_worker.payroll import Payroll
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from .conftest import COMPANY, completed, failed, snapshot
 
@@ -269,3 +270,66 @@ async def test_of_two_endings_before_their_service_the_earlier_holds(payroll: Pa
     await payroll.on_order_completed(wrap(completed(sky, DEC_1)))
     await payroll.close(COMPANY, "2027-01")
     assert [r.period for r in await line_rows(payroll)] == ["2026-12"]
+
+
+async def test_events_arriving_together_share_one_transaction_and_each_gets_its_own_answer(
+    payroll: Payroll,
+) -> None:
+    commits = 0
+
+    def count(_connection: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    engine = payroll.sessions.kw["bind"].sync_engine
+    event.listen(engine, "commit", count)
+    try:
+        orders = [snapshot(employee_id=uuid.uuid4(), employee_number=str(2000 + i)) for i in range(20)]
+        await asyncio.gather(*(payroll.on_order_completed(wrap(completed(o, DEC_1))) for o in orders))
+    finally:
+        event.remove(engine, "commit", count)
+    assert commits < 5  # 20 events, decided together (one transaction each would be 20)
+    assert sorted(r.order_id for r in await line_rows(payroll)) == sorted(str(o.order_id) for o in orders)
+    assert len(await outbox(payroll)) == 20
+
+
+async def test_in_one_batch_an_employees_events_are_decided_in_order_and_a_copy_adds_nothing(
+    payroll: Payroll,
+) -> None:
+    order = snapshot()
+    charged, reversed_ = wrap(completed(order, DEC_1)), wrap(failed(order, DEC_1))
+    copy = charged  # the same message, redelivered while the first is in hand
+    await asyncio.gather(
+        payroll.on_order_completed(charged),
+        payroll.on_order_failed(reversed_),
+        payroll.on_order_completed(copy),
+    )
+    assert sorted(r.amount_ore for r in await line_rows(payroll)) == [-4_900, 4_900]
+    assert [e["type"] for e in await outbox(payroll)] == [
+        "mport.payroll.deduction_recorded.v1",
+        "mport.payroll.deduction_reversed.v1",
+    ]
+
+
+async def test_an_event_that_cannot_be_handled_fails_alone_and_its_batch_is_still_recorded(
+    payroll: Payroll, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payroll_worker import payroll as use_cases
+
+    bad = snapshot(employee_id=uuid.uuid4())
+    decide = use_cases.domain.on_completed
+
+    def on_completed(event: Any, book: Any, **kwargs: Any) -> Any:
+        if event.order.order_id == bad.order_id:
+            raise RuntimeError("this one is broken")
+        return decide(event, book, **kwargs)
+
+    monkeypatch.setattr(use_cases.domain, "on_completed", on_completed)
+    good = [snapshot(employee_id=uuid.uuid4()) for _ in range(5)]
+    results = await asyncio.gather(
+        *(payroll.on_order_completed(wrap(completed(o, DEC_1))) for o in [*good[:2], bad, *good[2:]]),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 2 + ["RuntimeError"] + ["NoneType"] * 3
+    assert sorted(r.order_id for r in await line_rows(payroll)) == sorted(str(o.order_id) for o in good)
+    assert len(await outbox(payroll)) == 5

@@ -21,7 +21,11 @@ SERVICE = "payroll-worker"
 
 def create_app(settings: PayrollWorkerSettings) -> FastAPI:
     runtime = ServiceRuntime(name=SERVICE, settings=settings, tables=tables, queue=PAYROLL_WORKER)
-    payroll = Payroll(runtime.sessions, default_wage_type=settings.payroll_default_wage_type)
+    payroll = Payroll(
+        runtime.sessions,
+        default_wage_type=settings.payroll_default_wage_type,
+        batch_window_s=settings.payroll_batch_window_s,
+    )
     runtime.handlers[OrderCompleted.event_type] = payroll.on_order_completed
     runtime.handlers[OrderFailed.event_type] = payroll.on_order_failed
     app = service_app(title="mPort payroll-worker", runtime=runtime)

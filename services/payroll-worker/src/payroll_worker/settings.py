@@ -14,3 +14,5 @@ class PayrollWorkerSettings(ServiceSettings):
     payroll_api_token: SecretStr | None = None
     # The wage type (lønnsart) of a line whose order carries none (a policy without one).
     payroll_default_wage_type: str = Field(default="7000", min_length=1, max_length=20)
+    # How long an order event waits for others to be decided with it in one transaction (seconds).
+    payroll_batch_window_s: float = Field(default=0.05, ge=0, le=1)

@@ -5,6 +5,8 @@ domain, and writes the Changes with their events in the outbox and the message i
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,53 +62,73 @@ async def lock_company(session: AsyncSession, company_id: uuid.UUID) -> str | No
     return last_closed
 
 
-async def employee_book(
-    session: AsyncSession,
-    *,
-    company_id: uuid.UUID,
-    employee_id: uuid.UUID,
-    orders: set[uuid.UUID],
-    last_closed: str | None,
-) -> Book:
-    """What a decision about one employee's order needs: their services (few: monthly charges
-    only), and the lines, failures and endings of `orders` (the order and the one it ends) and of
-    those services. Not all their lines: one-off lines pile up (Ekstra Data, again and again),
-    and every event would read them all."""
-    company, employee = str(company_id), str(employee_id)
-    services = (
+@dataclass(frozen=True, slots=True)
+class BookWanted:
+    """One decision's reading: an employee of a company, and the orders the event is about (the
+    order and the one it ends)."""
+
+    company_id: uuid.UUID
+    employee_id: uuid.UUID
+    orders: frozenset[uuid.UUID]
+
+
+async def employee_books(
+    session: AsyncSession, wanted: Sequence[BookWanted], last_closed: Mapping[uuid.UUID, str | None]
+) -> list[Book]:
+    """What each decision needs, for several employees with four queries in all: their services
+    (few: monthly charges only), and the lines, failures and endings of the event's orders and of
+    those services. Not all their lines: one-off lines pile up (Ekstra Data, again and again), and
+    every event would read them all."""
+    companies = sorted({str(w.company_id) for w in wanted})
+    employees = sorted({str(w.employee_id) for w in wanted})
+    services: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for row in await session.execute(
+        select(_SERVICES).where(_SERVICES.c.company_id.in_(companies), _SERVICES.c.employee_id.in_(employees))
+    ):
+        services[row.company_id, row.employee_id].append(row)
+    ids = [
+        {str(o) for o in w.orders} | {row.order_id for row in services[str(w.company_id), str(w.employee_id)]}
+        for w in wanted
+    ]
+    every_id = sorted(set().union(*ids))
+
+    def of_these(table: Table) -> Any:
+        return (
+            table.c.company_id.in_(companies),
+            table.c.employee_id.in_(employees),
+            table.c.order_id.in_(every_id),
+        )
+
+    lines = (await session.execute(select(_LINES).where(*of_these(_LINES)))).all()
+    failed = (
         await session.execute(
-            select(_SERVICES).where(_SERVICES.c.company_id == company, _SERVICES.c.employee_id == employee)
+            select(_FAILED.c.company_id, _FAILED.c.employee_id, _FAILED.c.order_id).where(*of_these(_FAILED))
         )
     ).all()
-    ids = sorted({str(o) for o in orders} | {row.order_id for row in services})
-    lines = (
-        await session.execute(
-            select(_LINES).where(
-                _LINES.c.company_id == company, _LINES.c.employee_id == employee, _LINES.c.order_id.in_(ids)
-            )
-        )
-    ).all()
-    failed = await session.scalars(
-        select(_FAILED.c.order_id).where(
-            _FAILED.c.company_id == company, _FAILED.c.employee_id == employee, _FAILED.c.order_id.in_(ids)
-        )
-    )
     endings = (
         await session.execute(
-            select(_ENDINGS.c.order_id, _ENDINGS.c.from_period).where(
-                _ENDINGS.c.company_id == company,
-                _ENDINGS.c.employee_id == employee,
-                _ENDINGS.c.order_id.in_(ids),
-            )
+            select(
+                _ENDINGS.c.company_id, _ENDINGS.c.employee_id, _ENDINGS.c.order_id, _ENDINGS.c.from_period
+            ).where(*of_these(_ENDINGS))
         )
     ).all()
-    return Book(
-        last_closed=last_closed,
-        services={uuid.UUID(row.order_id): _service(row) for row in services},
-        lines=tuple(_recorded(row) for row in lines),
-        failed=frozenset(uuid.UUID(v) for v in failed),
-        endings={uuid.UUID(row.order_id): row.from_period for row in endings},
-    )
+    books = []
+    for w, these in zip(wanted, ids, strict=True):
+        key = (str(w.company_id), str(w.employee_id))
+
+        def mine(row: Any, key: tuple[str, str] = key, these: set[str] = these) -> bool:
+            return (row.company_id, row.employee_id) == key and row.order_id in these
+
+        books.append(
+            Book(
+                last_closed=last_closed[w.company_id],
+                services={uuid.UUID(row.order_id): _service(row) for row in services[key]},
+                lines=tuple(_recorded(row) for row in lines if mine(row)),
+                failed=frozenset(uuid.UUID(row.order_id) for row in failed if mine(row)),
+                endings={uuid.UUID(row.order_id): row.from_period for row in endings if mine(row)},
+            )
+        )
+    return books
 
 
 async def company_book_for_close(
@@ -130,18 +152,22 @@ async def company_book_for_close(
     )
 
 
-async def write(
-    session: AsyncSession,
-    changes: Changes,
-    *,
-    company_id: uuid.UUID,
-    correlation_id: str,
-    now: datetime | None = None,
-) -> None:
-    """Write the changes, and each new line's event into the outbox, in the caller's transaction."""
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One decision's changes, with the company they belong to and the correlation id of their events."""
+
+    changes: Changes
+    company_id: uuid.UUID
+    correlation_id: str
+
+
+async def write(session: AsyncSession, writes: Sequence[Write], *, now: datetime | None = None) -> None:
+    """Write the changes, and each new line's event into the outbox, in the caller's transaction:
+    the lines of every decision with one statement, their events with another."""
     now = now or datetime.now(UTC)
-    if changes.lines:
-        await session.execute(insert(_LINES), [_line_values(r, now) for r in changes.lines])
+    new_lines = [(w, r) for w in writes for r in w.changes.lines]
+    if new_lines:
+        await session.execute(insert(_LINES), [_line_values(r, now) for _, r in new_lines])
         await add_all_to_outbox(
             session,
             tables.outbox,
@@ -149,12 +175,20 @@ async def write(
                 envelop(
                     _event_of(r, now),
                     source=SOURCE,
-                    correlation_id=correlation_id,
+                    correlation_id=w.correlation_id,
                     subject=str(r.line.line_id),
                 )
-                for r in changes.lines
+                for w, r in new_lines
             ],
         )
+    for w in writes:
+        await _write_marks(session, w.changes, company_id=w.company_id, now=now)
+
+
+async def _write_marks(
+    session: AsyncSession, changes: Changes, *, company_id: uuid.UUID, now: datetime
+) -> None:
+    """The services, failure and ending a decision changes (few: most decisions change none)."""
     for service in changes.services:
         await session.execute(delete(_SERVICES).where(_SERVICES.c.order_id == str(service.order_id)))
         await session.execute(insert(_SERVICES).values(**_service_values(service)))
