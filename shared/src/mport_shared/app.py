@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from mport_shared.http import operations_router
 from mport_shared.logging import configure_logging
+from mport_shared.ops.api import StuckOrders, ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import ServiceSettings
 
@@ -25,11 +26,12 @@ def service_app(
     runtime: ServiceRuntime,
     setup: Setup | None = None,
     started: Setup | None = None,
+    stuck: StuckOrders | None = None,
     **fastapi: Any,
 ) -> FastAPI:
     """`setup` runs before the runtime starts (what it enters closes after the runtime stops);
     `started` runs once it has started (what it enters closes first, while the database and the
-    outbox relay still work)."""
+    outbox relay still work); `stuck` answers GET /ops/stuck-orders (mport-ops stuck)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +51,12 @@ def service_app(
     app.include_router(
         operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
     )
+    app.include_router(
+        ops_router(
+            service=runtime.name, token=runtime.settings.ops_api_token, sessions=runtime.sessions,
+            outbox=runtime.tables.outbox, stuck=stuck,
+        )
+    )  # fmt: skip
     return app
 
 

@@ -80,6 +80,8 @@ class StackConfig:
     # The bearer token of the payroll-worker's internal API, which the portal's admin pages call:
     # one per run, given to both.
     payroll_api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # The bearer token of every service's /ops endpoints (mport-ops outbox, stuck): one per run.
+    ops_api_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         # A process left out of `ports` (a caller that names only what it starts) gets a free
@@ -110,7 +112,11 @@ class StackConfig:
     def specs(self) -> list[ProcessSpec]:
         p = self.ports
         carrier_url = f"http://127.0.0.1:{p['carrier-simulator']}{CARRIER_PATH}"
-        common = {"AMQP_URL": self.amqp_url, "LOG_JSON": "true" if self.log_json else "false"}
+        common = {
+            "AMQP_URL": self.amqp_url,
+            "LOG_JSON": "true" if self.log_json else "false",
+            "OPS_API_TOKEN": self.ops_api_token,
+        }
 
         def env(name: str, **values: str) -> dict[str, str]:
             return {**common, "HTTP_PORT": str(p[name]), **values, **self.extra_env.get(name, {})}
@@ -246,6 +252,17 @@ class Stack:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.specs[name].port}"
+
+    def write_ops_file(self, path: Path) -> None:
+        """Where `mport-ops` finds this run's services and their /ops token (MPORT_VAR_DIR/ops.json),
+        readable by its owner only."""
+        services = {n: self.url(n) for n, spec in self.specs.items() if n not in SIMULATORS}
+        document = {"services": services, "token": self.config.ops_api_token}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=2)
+        path.chmod(0o600)
 
     async def prepare(self, *names: str, seed_demo: bool = True) -> None:
         """Migrate the services' databases (all when none are named) and seed the portal's."""
@@ -449,6 +466,23 @@ def ensure_broker(amqp_url: str) -> None:
         time.sleep(1)
 
 
+def apply_policies(amqp_url: str) -> None:
+    """The work queues' delivery-limit policies (as deploy/rabbitmq/definitions.json has them) on
+    the run's vhost, through the management API (RABBITMQ_API_URL); a warning when it is not there."""
+    from mport_shared.ops.broker import put_delivery_limit_policies, vhost_and_auth
+
+    api_url = os.environ.get("RABBITMQ_API_URL", "http://127.0.0.1:15672/api")
+    vhost, auth = vhost_and_auth(amqp_url)
+    try:
+        put_delivery_limit_policies(api_url, vhost=vhost, auth=auth)
+    except httpx.HTTPError as exc:
+        print(
+            f"Could not set the delivery-limit policies at {api_url} ({type(exc).__name__}); "
+            "a message that crashes a worker is dead-lettered after the queues' own limit (20).",
+            flush=True,
+        )
+
+
 def _env_name(service: str) -> str:
     return service.upper().replace("-", "_")
 
@@ -523,6 +557,8 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         print("Migrating and seeding the databases under", var, flush=True)
         await stack.prepare()
         await stack.start()
+        stack.write_ops_file(var / "ops.json")
+        apply_policies(amqp_url)
         print(
             "\nmPort is running:\n"
             f"  portal            {config.public_url}  (Bruk jobbkonto, e.g. as Kari Nordmann)\n"
@@ -551,6 +587,7 @@ async def _run_local(amqp_url: str, var: Path) -> None:
         await asyncio.gather(starting, stopping, return_exceptions=True)
         print("\nStopping …", flush=True)
         await stack.stop()
+        (var / "ops.json").unlink(missing_ok=True)
         print("Stopped.", flush=True)
 
 

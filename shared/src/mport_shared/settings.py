@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     shutdown_grace_s: float = Field(default=20.0, gt=0)
+    # The bearer token of the /ops endpoints `mport-ops outbox` and `stuck` call; unset: no /ops.
+    ops_api_token: SecretStr | None = None
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import html
+import json
 import os
 import re
 import shutil
@@ -73,11 +74,30 @@ class RabbitServer:
                     f"{self.api_url}/permissions/{name}/{self.user}",
                     json={"configure": ".*", "write": ".*", "read": ".*"},
                 ).raise_for_status()
-            return
         except httpx.ConnectError:
-            pass  # no management plugin: fall back to rabbitmqctl on this machine
-        _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, self.user, ".*", ".*", ".*")
+            # no management plugin: fall back to rabbitmqctl on this machine
+            _rabbitmqctl("add_vhost", vhost)
+            _rabbitmqctl("set_permissions", "-p", vhost, self.user, ".*", ".*", ".*")
+        self.set_delivery_limit(vhost)
+
+    def set_delivery_limit(self, vhost: str, delivery_limit: int | None = None) -> None:
+        """The work queues' delivery-limit policies, as the definitions set them (a test may lower
+        the limit, to see a crashing message dead-lettered after a few deliveries)."""
+        from mport_shared.messaging.topology import DELIVERY_LIMIT, delivery_limit_policies
+        from mport_shared.ops.broker import put_delivery_limit_policies
+
+        limit = DELIVERY_LIMIT if delivery_limit is None else delivery_limit
+        try:
+            put_delivery_limit_policies(
+                self.api_url, vhost=vhost, auth=(self.user, self.password), delivery_limit=limit
+            )
+        except httpx.ConnectError:
+            for policy in delivery_limit_policies(vhost=vhost, delivery_limit=limit):
+                _rabbitmqctl(
+                    "set_policy", "-p", vhost, "--apply-to", "queues", "--priority",
+                    str(policy["priority"]), policy["name"], policy["pattern"],
+                    json.dumps(policy["definition"]),
+                )  # fmt: skip
 
     def delete_vhost(self, vhost: str) -> None:
         try:

@@ -21,6 +21,7 @@ from order_worker.provisioning import OrderProvisioning
 from order_worker.reconciler import Reconciler
 from order_worker.settings import OrderWorkerSettings
 from order_worker.store import ProvisioningStore
+from order_worker.stuck import stuck_carrier_orders
 
 SERVICE = "order-worker"
 
@@ -95,7 +96,10 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
         app.state.registration = registration
         app.state.reconciler = reconciler
 
-    app = service_app(title="mPort order-worker", runtime=runtime, setup=setup, started=started)
+    app = service_app(
+        title="mPort order-worker", runtime=runtime, setup=setup, started=started,
+        stuck=stuck_carrier_orders(runtime.sessions),
+    )  # fmt: skip
     app.add_route(
         LISTENER_PATH, listener_endpoint(notices, secret=secret), methods=["POST"], include_in_schema=False
     )

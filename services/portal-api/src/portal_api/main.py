@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from mport_shared.http import operations_router, start_metrics_server
 from mport_shared.logging import configure_logging, get_logger
 from mport_shared.messaging.topology import PORTAL_API
+from mport_shared.ops.api import ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
 from starlette.middleware.sessions import SessionMiddleware
@@ -31,6 +32,7 @@ from portal_api.live import router as live_router
 from portal_api.middleware import RequestContextMiddleware
 from portal_api.models import tables
 from portal_api.orders.status import OrderStatusHandlers
+from portal_api.orders.stuck import stuck_orders
 from portal_api.orders.views import router as orders_router
 from portal_api.pages.rendering import STATIC_DIR
 from portal_api.pages.views import install_page_errors
@@ -188,6 +190,13 @@ def create_app(
             metrics=settings.metrics_on_main_port,
         )
     )
+    # Public port: without OPS_API_TOKEN these routes do not exist; with it, only the token opens them.
+    app.include_router(
+        ops_router(
+            service=SERVICE, token=settings.ops_api_token, sessions=runtime.sessions,
+            outbox=runtime.tables.outbox, stuck=stuck_orders(runtime.sessions),
+        )
+    )  # fmt: skip
     return app
 
 

@@ -26,6 +26,8 @@ REASON_HEADER = "x-mport-reason"
 ATTEMPTS_HEADER = "x-mport-attempts"
 ORIGINAL_ROUTING_KEY_HEADER = "x-mport-original-routing-key"
 FAILED_AT_HEADER = "x-mport-failed-at"
+# When attempt 1 failed; kept across retries, so a dead letter tells when its trouble began.
+FIRST_FAILED_AT_HEADER = "x-mport-first-failed-at"
 
 Handler = Callable[[Envelope[EventPayload]], Awaitable[None]]
 
@@ -143,7 +145,11 @@ class Consumer:
         await self._forward(
             message,
             routing_key=self._queue.retry(delay),
-            headers={ATTEMPT_HEADER: attempt + 1, REASON_HEADER: reason},
+            headers={
+                ATTEMPT_HEADER: attempt + 1,
+                REASON_HEADER: reason,
+                FIRST_FAILED_AT_HEADER: _first_failed_at(message),
+            },
         )
         metrics.MESSAGES_HANDLED.labels(self._queue.name, message.type or "", "retried").inc()
 
@@ -157,6 +163,7 @@ class Consumer:
                 ATTEMPTS_HEADER: attempt,
                 ORIGINAL_ROUTING_KEY_HEADER: _original_routing_key(message),
                 FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
+                FIRST_FAILED_AT_HEADER: _first_failed_at(message),
                 "x-mport-consumer": self._queue.name,
             },
         )
@@ -195,6 +202,13 @@ def _original_routing_key(message: AbstractIncomingMessage) -> str:
         value = value.decode()
     # After a retry the message arrives from the default exchange; its type is the event type.
     return str(value or message.type or message.routing_key or "")
+
+
+def _first_failed_at(message: AbstractIncomingMessage) -> str:
+    value = (message.headers or {}).get(FIRST_FAILED_AT_HEADER)
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value) if value else datetime.now(UTC).isoformat()
 
 
 def _int_header(message: AbstractIncomingMessage, name: str, *, default: int) -> int:

@@ -4,6 +4,7 @@ its retry (delay) queues and its dead-letter queue. Declared in code and exporte
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,36 @@ def _retry_queue_arguments(queue: ServiceQueue, delay_ms: int) -> dict[str, Any]
 _DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
+def delivery_limit_policies(
+    *, vhost: str = "/", delivery_limit: int = DELIVERY_LIMIT
+) -> list[dict[str, Any]]:
+    """Per work queue, a policy: after `delivery_limit` deliveries never settled (a worker dying
+    on the message each time) the broker dead-letters it to the service's dead-letter queue,
+    at least once (kept in the work queue until the dead-letter queue confirmed it; that needs
+    `overflow: reject-publish`). The queues also carry `x-delivery-limit` as an argument (20, from
+    before this policy); on RabbitMQ 3.10 a quorum queue takes the smaller of the two, so the
+    policy can lower the limit of queues already declared, which an argument cannot (redeclaring
+    a queue with other arguments is refused). Dead-letter and retry queues have none: listing
+    dead letters requeues them, and that must never drop one."""
+    return [
+        {
+            "name": f"mport-delivery-limit-{queue.name}",
+            "vhost": vhost,
+            "pattern": f"^{re.escape(queue.name)}$",
+            "apply-to": "queues",
+            "priority": 10,
+            "definition": {
+                "delivery-limit": delivery_limit,
+                "dead-letter-exchange": "",
+                "dead-letter-routing-key": queue.dead_letter,
+                "dead-letter-strategy": "at-least-once",
+                "overflow": "reject-publish",
+            },
+        }
+        for queue in (*SERVICE_QUEUES, *EXTERNAL_QUEUES)
+    ]
+
+
 async def declare_exchange(channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
     return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
 
@@ -211,6 +242,7 @@ def definitions(
         ],
         "queues": queues,
         "bindings": bindings,
+        "policies": delivery_limit_policies(vhost=vhost),
     }
 
 

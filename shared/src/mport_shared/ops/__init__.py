@@ -1,0 +1,1 @@
+"""Operating mPort: the `mport-ops` command (cli) and the services' /ops endpoints it asks (api)."""
