@@ -372,7 +372,7 @@ async def test_shutdown_finishes_the_message_in_hand_and_a_crash_loses_nothing(
 async def test_an_operator_lists_replays_and_purges_dead_letters(
     broker: AbstractRobustConnection, amqp_url: str
 ) -> None:
-    from mport_shared import ops
+    from mport_shared.ops import dead_letters as ops
 
     broken = True
     handled: list[uuid.UUID] = []
@@ -394,23 +394,23 @@ async def test_an_operator_lists_replays_and_purges_dead_letters(
         await _publish_raw(broker, event.model_dump_json().encode(), event.type, event.id)
 
     async def both_dead() -> bool:
-        return len(await ops.dead_letters(amqp_url, queue)) == 2
+        return len(await ops.dead_letters(amqp_url, [queue])) == 2
 
     await wait_for(both_dead, timeout_s=10, what="two dead letters")
-    letters = {d.message_id: d for d in await ops.dead_letters(amqp_url, queue)}
+    letters = {d.message_id: d for d in await ops.dead_letters(amqp_url, [queue])}
     assert letters[first.id].reason == "ConnectionError: downstream is down"
     assert letters[first.id].attempts == 2
     assert letters[first.id].event_type == OrderSubmitted.event_type
 
     broken = False
-    assert await ops.replay(amqp_url, queue, {first.id}) == 1
+    assert await ops.replay(amqp_url, [queue], ops.Selection(ids=frozenset({first.id}))) == 1
 
     async def replayed() -> bool:
         return first.data.order_id in handled  # type: ignore[attr-defined]
 
     await wait_for(replayed, timeout_s=10, what="the replayed message to be handled")
-    assert [d.message_id for d in await ops.dead_letters(amqp_url, queue)] == [second.id]
-    assert await ops.purge(amqp_url, queue) == 1
-    assert await ops.dead_letters(amqp_url, queue) == []
+    assert [d.message_id for d in await ops.dead_letters(amqp_url, [queue])] == [second.id]
+    assert await ops.purge(amqp_url, [queue], ops.ALL) == 1
+    assert await ops.dead_letters(amqp_url, [queue]) == []
     assert second.data.order_id not in handled  # type: ignore[attr-defined]
     await consumer.stop(grace_s=1)

@@ -148,13 +148,14 @@ class Consumer:
             headers={
                 ATTEMPT_HEADER: attempt + 1,
                 REASON_HEADER: reason,
-                FIRST_FAILED_AT_HEADER: _first_failed_at(message),
+                FIRST_FAILED_AT_HEADER: _first_failed_at(message, datetime.now(UTC).isoformat()),
             },
         )
         metrics.MESSAGES_HANDLED.labels(self._queue.name, message.type or "", "retried").inc()
 
     async def _dead_letter(self, message: AbstractIncomingMessage, *, reason: str, attempt: int) -> None:
         log.error("message dead-lettered", reason=reason, attempts=attempt, queue=self._queue.name)
+        now = datetime.now(UTC).isoformat()
         await self._forward(
             message,
             routing_key=self._queue.dead_letter,
@@ -162,8 +163,8 @@ class Consumer:
                 REASON_HEADER: reason,
                 ATTEMPTS_HEADER: attempt,
                 ORIGINAL_ROUTING_KEY_HEADER: _original_routing_key(message),
-                FAILED_AT_HEADER: datetime.now(UTC).isoformat(),
-                FIRST_FAILED_AT_HEADER: _first_failed_at(message),
+                FAILED_AT_HEADER: now,
+                FIRST_FAILED_AT_HEADER: _first_failed_at(message, now),
                 "x-mport-consumer": self._queue.name,
             },
         )
@@ -204,11 +205,11 @@ def _original_routing_key(message: AbstractIncomingMessage) -> str:
     return str(value or message.type or message.routing_key or "")
 
 
-def _first_failed_at(message: AbstractIncomingMessage) -> str:
+def _first_failed_at(message: AbstractIncomingMessage, now: str) -> str:
     value = (message.headers or {}).get(FIRST_FAILED_AT_HEADER)
     if isinstance(value, bytes):
         value = value.decode()
-    return str(value) if value else datetime.now(UTC).isoformat()
+    return str(value) if value else now
 
 
 def _int_header(message: AbstractIncomingMessage, name: str, *, default: int) -> int:

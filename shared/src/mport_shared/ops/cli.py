@@ -82,14 +82,15 @@ def _where(amqp_url: str) -> str:
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
-    cells = [[_cell(v) for v in row] for row in rows]
+    # The last column (a reason) is never cut; the others are, at 90 characters.
+    cells = [[_cell(v, cut=i < len(header) - 1) for i, v in enumerate(row)] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), file=out)
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, cut: bool = True) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -97,7 +98,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     text = str(value)
-    return text if len(text) <= 90 else text[:89] + "…"
+    return text if len(text) <= 90 or not cut else text[:89] + "…"
 
 
 def _short_time(value: str | None) -> str | None:
@@ -105,7 +106,7 @@ def _short_time(value: str | None) -> str | None:
 
 
 def _emit_json(value: Any, out: TextIO) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, default=str), file=out)
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str), file=out)
 
 
 # ---- commands -------------------------------------------------------------------------------

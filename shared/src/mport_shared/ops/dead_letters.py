@@ -41,7 +41,7 @@ REPLAYED_AT_HEADER = "x-replayed-at"
 REPLAYS_HEADER = "x-replays"
 
 _BROKER_REASONS = {
-    "delivery_limit": "the broker's delivery limit: delivered {count}to {queue} and never settled "
+    "delivery_limit": "the broker's delivery limit: delivered to {queue} again and again, never settled "
     "(the worker died or lost its connection every time it handled it)",
     "rejected": "rejected by a consumer of {queue} without requeueing",
     "expired": "expired (its time to live ran out) in {queue}",
@@ -182,9 +182,11 @@ def describe(service: ServiceQueue, message: AbstractIncomingMessage) -> DeadLet
     own_reason = _text(headers.get(REASON_HEADER))
     broker = by_broker or (latest is not None and not own_reason)
     if latest is not None and broker:
-        reason = _broker_reason(latest, headers)
+        reason = _broker_reason(latest)
         last = _when(latest.get("time"))
-        attempts = _int(headers.get("x-delivery-count")) or _int(headers.get(ATTEMPT_HEADER)) or 1
+        # The consumer's attempt number; x-delivery-count here counts the dead-letter queue's own
+        # redeliveries (each listing requeues), not the work queue's.
+        attempts = _int(headers.get(ATTEMPT_HEADER)) or 1
     else:
         reason = own_reason or "unknown (no reason recorded)"
         last = _when(headers.get(FAILED_AT_HEADER))
@@ -211,15 +213,10 @@ def describe(service: ServiceQueue, message: AbstractIncomingMessage) -> DeadLet
     )
 
 
-def _broker_reason(death: Mapping[str, Any], headers: Mapping[str, Any]) -> str:
+def _broker_reason(death: Mapping[str, Any]) -> str:
     code = _text(death.get("reason"))
-    count = _int(headers.get("x-delivery-count"))
     template = _BROKER_REASONS.get(code, "dead-lettered by the broker ({code}) from {queue}")
-    words = template.format(
-        queue=_text(death.get("queue")) or "its queue",
-        count=f"{count + 1} times " if count else "",
-        code=code or "no reason given",
-    )
+    words = template.format(queue=_text(death.get("queue")) or "its queue", code=code or "no reason given")
     return f"{words} [{code}]" if code else words
 
 
@@ -244,7 +241,8 @@ async def _walk(
     channel = await confirming_channel(connection)
     try:
         try:
-            queue = await channel.declare_queue(service.dead_letter, passive=True)
+            # Not robust: a robust channel would answer a later passive declare from its cache.
+            queue = await channel.declare_queue(service.dead_letter, passive=True, robust=False)
         except aiormq.exceptions.ChannelNotFoundEntity:
             return [], 0  # never declared: nothing was ever dead-lettered there
         total = queue.declaration_result.message_count or 0
