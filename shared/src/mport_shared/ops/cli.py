@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import sys
@@ -375,7 +376,7 @@ def _report(ctx: Context, verb: str, done: int, *, nothing_is_error: bool) -> in
 
 def cmd_outbox(ctx: Context) -> int:
     ends = endpoints(os.environ, ctx.args.url or ())
-    rows, failures = _gather(ctx, SERVICES, lambda s: ask(ends, s, "/ops/outbox"))
+    rows, failures, code = _gather(ctx, SERVICES, lambda s: ask(ends, s, "/ops/outbox"))
     if ctx.args.json:
         _emit_json({"services": rows, "errors": failures}, ctx.out)
     else:
@@ -387,16 +388,16 @@ def cmd_outbox(ctx: Context) -> int:
             ["SERVICE", "BACKLOG", "OLDEST AGE (S)", "OLDEST UNSENT"],
             ctx.out,
         )
-    return 3 if failures else 0
+    return code
 
 
 def cmd_stuck(ctx: Context) -> int:
     ends = endpoints(os.environ, ctx.args.url or ())
     params = {"older_than_s": ctx.args.older_than.total_seconds(), "limit": ctx.args.limit}
-    rows, failures = _gather(ctx, STUCK_SERVICES, lambda s: ask(ends, s, "/ops/stuck-orders", params))
+    rows, failures, code = _gather(ctx, STUCK_SERVICES, lambda s: ask(ends, s, "/ops/stuck-orders", params))
     if ctx.args.json:
         _emit_json({"services": rows, "errors": failures}, ctx.out)
-        return 3 if failures else 0
+        return code
     by_service = {r["service"]: r for r in rows}
     if "portal-api" in by_service:
         answer = by_service["portal-api"]
@@ -444,19 +445,21 @@ def cmd_stuck(ctx: Context) -> int:
             ["ORDER", "WHY", "PHASE", "CARRIER STATE", "ATTEMPTS", "DEADLINE", "AGE (S)"],
             ctx.out,
         )
-    return 3 if failures else 0
+    return code
 
 
 def _gather(
     ctx: Context, services: Sequence[str], call: Callable[[str], dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Ask each service; one that fails is reported and the others are still shown."""
+) -> tuple[list[dict[str, Any]], dict[str, str], int]:
+    """Ask each service; one that fails is reported and the others are still shown. Returns the
+    answers, the failures and the exit code (the worst failure's)."""
     wanted = [ctx.args.service] if getattr(ctx.args, "service", None) else list(services)
     for name in wanted:
         if name not in services:
             raise OpsError(f"unknown service {name!r} here; one of: {', '.join(services)}", exit_code=2)
     rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
+    code = 0
     for name in wanted:
         try:
             rows.append({"service": name, **call(name)})
@@ -464,8 +467,9 @@ def _gather(
             if exc.exit_code == 2:
                 raise
             failures[name] = str(exc)
-            print(f"mport-ops: {exc}", file=ctx.err)
-    return rows, failures
+            code = max(code, exc.exit_code)
+            print(f"mport-ops: error: {exc}", file=ctx.err)
+    return rows, failures, code
 
 
 # ---- the parser -----------------------------------------------------------------------------
@@ -689,4 +693,7 @@ def main(
 
 def console() -> None:
     """The `mport-ops` console script."""
+    # The AMQP client logs its connection failures itself; we say them once, in our words.
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     sys.exit(main())
