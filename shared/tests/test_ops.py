@@ -379,3 +379,25 @@ async def test_dlq_show_redacts_the_one_time_code(amqp_url: str) -> None:
     assert err.startswith("mport-ops: error: no dead letter with message id")
     await consumer.stop(grace_s=1)
     await connection.close()
+
+
+async def test_a_dead_letter_whose_copy_is_not_confirmed_stays_in_the_dead_letter_queue(
+    worker: Worker, amqp_url: str
+) -> None:
+    events = [_order_event() for _ in range(3)]
+    worker.permanent.update(_order_id(e) for e in events)
+    for event in events:
+        await _publish(worker.connection, event)
+    await _dead(amqp_url, 3)
+    assert worker.consumer is not None
+    await worker.consumer.stop(grace_s=1)
+    worker.consumer = None
+    # No work queue to copy to: the broker returns each copy (mandatory) instead of confirming it.
+    channel = await worker.connection.channel()
+    await channel.queue_delete(QUEUE.name)
+    await channel.close()
+
+    code, _, err = await ops(amqp_url, "dlq", "replay", "--all", "--batch", "2")
+    assert code == 1
+    assert err.startswith("mport-ops: error: replay stopped: 0 replayed, then the broker refused a copy")
+    assert sorted(d["message_id"] for d in await ops_json(amqp_url, "dlq", "list")) == sorted(e.id for e in events)
