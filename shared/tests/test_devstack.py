@@ -4,6 +4,7 @@ environment names the company's own provider (OIDC_ISSUER): then no simulator ru
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mport_shared.devstack import (
@@ -107,3 +108,22 @@ def test_the_portal_reaches_the_payroll_worker_with_the_runs_one_token() -> None
     assert portal.env["PAYROLL_API_TOKEN"] == worker.env["PAYROLL_API_TOKEN"]
     another_run = {s.name: s for s in config().specs()}["payroll-worker"]
     assert another_run.env["PAYROLL_API_TOKEN"] != worker.env["PAYROLL_API_TOKEN"]
+
+
+def test_every_service_gets_the_runs_one_ops_token_and_mport_ops_finds_it_in_the_var_dir(
+    tmp_path: Path,
+) -> None:
+    from mport_shared.devstack import Stack
+    from mport_shared.ops.services import endpoints
+
+    run = config()
+    specs = {s.name: s for s in run.specs()}
+    tokens = {specs[n].env["OPS_API_TOKEN"] for n in SERVICES}
+    assert tokens == {run.ops_api_token}
+    assert len(run.ops_api_token) >= 32
+    assert "OPS_API_TOKEN" not in specs["carrier-simulator"].env
+    Stack(run).write_ops_file(tmp_path / "ops.json")
+    assert (tmp_path / "ops.json").stat().st_mode & 0o777 == 0o600
+    found = endpoints({"MPORT_VAR_DIR": str(tmp_path)})
+    assert found.token == run.ops_api_token
+    assert found.urls == {n: f"http://127.0.0.1:{PORTS[n]}" for n in SERVICES}

@@ -400,4 +400,5 @@ async def test_a_dead_letter_whose_copy_is_not_confirmed_stays_in_the_dead_lette
     code, _, err = await ops(amqp_url, "dlq", "replay", "--all", "--batch", "2")
     assert code == 1
     assert err.startswith("mport-ops: error: replay stopped: 0 replayed, then the broker refused a copy")
-    assert sorted(d["message_id"] for d in await ops_json(amqp_url, "dlq", "list")) == sorted(e.id for e in events)
+    left = sorted(d["message_id"] for d in await ops_json(amqp_url, "dlq", "list"))
+    assert left == sorted(e.id for e in events)

@@ -168,7 +168,10 @@ def test_failures_are_one_line_with_an_exit_code() -> None:
     broker = f"amqp://guest:secret-pw@127.0.0.1:{port}/"
     code, _, err = _run("--amqp-url", broker, "dlq", "list")
     assert code == 3
-    assert err == f"mport-ops: error: the broker at 127.0.0.1:{port}/ does not answer (AMQPConnectionError)\n"
+    assert err.startswith(
+        f"mport-ops: error: no connection to the broker at 127.0.0.1:{port}/ (AMQPConnectionError)"
+    )
+    assert err.count("\n") == 1
     code, _, err = _run("queues", "--api-url", f"http://127.0.0.1:{port}/api")
     assert code == 3
     assert err.startswith(

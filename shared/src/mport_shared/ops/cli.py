@@ -129,9 +129,15 @@ class Context:
     def broker(self, coroutine: Any) -> Any:
         try:
             return asyncio.run(coroutine)
-        except (OSError, aiormq.exceptions.AMQPConnectionError) as exc:
+        except aiormq.exceptions.ChannelAccessRefused as exc:
             raise OpsError(
-                f"the broker at {_where(self.amqp_url)} does not answer ({type(exc).__name__})", exit_code=3
+                f"the broker at {_where(self.amqp_url)} refused access ({exc})", exit_code=3
+            ) from None
+        except (OSError, aiormq.exceptions.AMQPError) as exc:
+            raise OpsError(
+                f"no connection to the broker at {_where(self.amqp_url)} ({type(exc).__name__}): is it "
+                "running, and are the user, password and vhost in AMQP_URL right?",
+                exit_code=3,
             ) from None
 
 
