@@ -219,7 +219,15 @@ def cmd_dlq_list(ctx: Context) -> int:
                 ]
                 for g in groups
             ],
-            ["GROUP", "COUNT", "EVENT TYPE", "SERVICES", "FIRST FAILURE", "LAST FAILURE", "REASON"],
+            [
+                "GROUP",
+                "COUNT",
+                "EVENT TYPE",
+                "SERVICES",
+                "FIRST FAILURE (UTC)",
+                "LAST FAILURE (UTC)",
+                "REASON",
+            ],
             ctx.out,
         )
         print(f"{len(letters)} dead letter(s) in {len(groups)} group(s)", file=ctx.out)
@@ -248,8 +256,8 @@ def cmd_dlq_list(ctx: Context) -> int:
             "MESSAGE ID",
             "CORRELATION ID",
             "ATTEMPTS",
-            "FIRST FAILURE",
-            "LAST FAILURE",
+            "FIRST FAILURE (UTC)",
+            "LAST FAILURE (UTC)",
             "GROUP",
             "REASON",
         ],
@@ -391,7 +399,7 @@ def cmd_outbox(ctx: Context) -> int:
                 [r["service"], r["backlog"], r["oldest_age_s"], _short_time(r["oldest_unsent_at"])]
                 for r in rows
             ],
-            ["SERVICE", "BACKLOG", "OLDEST AGE (S)", "OLDEST UNSENT"],
+            ["SERVICE", "BACKLOG", "OLDEST AGE (S)", "OLDEST UNSENT (UTC)"],
             ctx.out,
         )
     return code
@@ -425,7 +433,7 @@ def cmd_stuck(ctx: Context) -> int:
                 ]
                 for o in answer["orders"]
             ],
-            ["ORDER", "STATUS", "KIND", "PRODUCT", "CARRIER STATE", "SINCE", "AGE (S)"],
+            ["ORDER", "STATUS", "KIND", "PRODUCT", "CARRIER STATE", "SINCE (UTC)", "AGE (S)"],
             ctx.out,
         )
     if "order-worker" in by_service:
@@ -448,7 +456,7 @@ def cmd_stuck(ctx: Context) -> int:
                 ]
                 for o in answer["orders"]
             ],
-            ["ORDER", "WHY", "PHASE", "CARRIER STATE", "ATTEMPTS", "DEADLINE", "AGE (S)"],
+            ["ORDER", "WHY", "PHASE", "CARRIER STATE", "ATTEMPTS", "DEADLINE (UTC)", "AGE (S)"],
             ctx.out,
         )
     return code
