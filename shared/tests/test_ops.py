@@ -329,8 +329,13 @@ async def test_purge_asks_first_and_no_deletes_nothing(worker: Worker, amqp_url:
     assert code == 0, err
     assert "Delete 1 dead letter(s)" in err
     assert "1 dead letter(s) purged" in out
-    code, out, err = await ops(amqp_url, "dlq", "purge", "--all", "--yes")
-    assert (code, out.strip()) == (0, "1 dead letter(s) purged"), err
+    # One id there and one not: the one is deleted, the other named, exit code 1.
+    code, out, err = await ops(
+        amqp_url, "dlq", "purge", "--id", events[1].id, "--id", "not-there", "--yes", "--batch", "1"
+    )
+    assert code == 1
+    assert out.strip() == "1 dead letter(s) purged"
+    assert err.strip() == "mport-ops: error: not found: id not-there"
     assert await ops_json(amqp_url, "dlq", "list") == []
     assert sum(worker.effects.values()) == 0
 

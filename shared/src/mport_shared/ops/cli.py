@@ -329,6 +329,7 @@ def cmd_dlq_replay(ctx: Context) -> int:
     select = _selection(ctx)
     if ctx.args.rate is not None and ctx.args.rate <= 0:
         raise OpsError("--rate must be above 0 (messages per second)", exit_code=2)
+    missing = None
     if ctx.args.ids or ctx.args.group_ids:
         # Said up front, before anything moves: the ids or groups that are not there.
         present = ctx.broker(dl.dead_letters(ctx.amqp_url, ctx.services(), select))
@@ -340,7 +341,16 @@ def cmd_dlq_replay(ctx: Context) -> int:
         )
     except dl.ReplayFailed as exc:
         raise OpsError(f"replay stopped: {exc}; run it again to finish (a copy twice is absorbed)") from None
-    return _report(ctx, "replayed", done, nothing_is_error=bool(ctx.args.ids or ctx.args.group_ids))
+    code = _report(ctx, "replayed", done, nothing_is_error=bool(ctx.args.ids or ctx.args.group_ids))
+    return _partly(ctx, missing) or code
+
+
+def _partly(ctx: Context, missing: str | None) -> int:
+    """Some of what was asked for by id was not there: said, and exit code 1."""
+    if missing is None:
+        return 0
+    print(f"mport-ops: error: not found: {missing}", file=ctx.err)
+    return 1
 
 
 def cmd_dlq_purge(ctx: Context) -> int:
@@ -374,7 +384,8 @@ def cmd_dlq_purge(ctx: Context) -> int:
             batch=ctx.args.batch,
         )
     )
-    return _report(ctx, "purged", done, nothing_is_error=False)
+    code = _report(ctx, "purged", done, nothing_is_error=False)
+    return _partly(ctx, _missing(ctx, found)) or code
 
 
 def _report(ctx: Context, verb: str, done: int, *, nothing_is_error: bool) -> int:
