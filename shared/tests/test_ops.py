@@ -256,12 +256,12 @@ async def test_a_replay_killed_half_way_and_run_again_loses_and_doubles_nothing(
     env = {**os.environ, "AMQP_URL": amqp_url}
     command = [sys.executable, "-m", "mport_shared.ops", "dlq", "replay", "portal-api", "--all"]
     slow = await asyncio.create_subprocess_exec(
-        *command, "--batch", "2", "--rate", "4", env=env, start_new_session=True
+        *command, "--batch", "2", "--rate", "2", env=env, start_new_session=True
     )
     try:
 
         async def some_replayed() -> bool:
-            return sum(worker.effects.values()) >= 4
+            return sum(worker.effects.values()) >= 2
 
         await wait_for(some_replayed, timeout_s=20, what="the slow replay to get going")
     finally:
