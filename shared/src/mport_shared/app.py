@@ -10,7 +10,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from mport_shared.http import operations_router
+from mport_shared.http import instrument, operations_router
 from mport_shared.logging import configure_logging
 from mport_shared.ops.api import StuckOrders, ops_router
 from mport_shared.service import ServiceRuntime
@@ -48,15 +48,14 @@ def service_app(
                 await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi)
-    app.include_router(
-        operations_router({"database": runtime.database_ready, "broker": runtime.broker_ready})
-    )
+    app.include_router(operations_router(runtime.readiness_checks()))
     app.include_router(
         ops_router(
             service=runtime.name, token=runtime.settings.ops_api_token, sessions=runtime.sessions,
             outbox=runtime.tables.outbox, stuck=stuck,
         )
     )  # fmt: skip
+    instrument(app)
     return app
 
 

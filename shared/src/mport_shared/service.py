@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mport_shared.db import create_engine, session_factory
+from mport_shared.gauges import GaugeSampler
+from mport_shared.http import ReadinessCheck, check_readiness
 from mport_shared.logging import get_logger
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.consumer import Consumer, Handler
@@ -36,8 +38,11 @@ class ServiceRuntime:
     connection: AbstractRobustConnection | None = field(init=False, default=None)
     relay: OutboxRelay | None = field(init=False, default=None)
     consumer: Consumer | None = field(init=False, default=None)
+    # Gauges refreshed every METRICS_INTERVAL_S; a service adds its own samples before start().
+    gauges: GaugeSampler = field(init=False)
 
     def __post_init__(self) -> None:
+        self.gauges = GaugeSampler(interval_s=self.settings.metrics_interval_s)
         self.engine = create_engine(
             self.settings.database_url,
             pool_size=self.settings.database_pool_size,
@@ -56,6 +61,7 @@ class ServiceRuntime:
             outbox=self.tables.outbox,
             publisher=Publisher(exchange, publish_channel),
             poll_interval_s=self.settings.outbox_poll_interval_s,
+            gauge_interval_s=self.settings.metrics_interval_s,
         )
         self.relay.start()
         if self.queue is not None:
@@ -67,11 +73,14 @@ class ServiceRuntime:
                 prefetch=self.settings.prefetch,
             )
             await self.consumer.start()
+        self.gauges.add(self._sample_readiness)
+        self.gauges.start()
         tune_gc()
         log.info("service started", service=self.name)
 
     async def stop(self) -> None:
         """Stop taking messages, finish those in hand, publish what they committed, then close."""
+        await self.gauges.stop()
         if self.consumer is not None:
             await self.consumer.stop(grace_s=self.settings.shutdown_grace_s)
         if self.relay is not None:
@@ -87,7 +96,31 @@ class ServiceRuntime:
         return True
 
     async def broker_ready(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+        """Connected now: a robust connection that is reconnecting is not (its `is_closed` stays
+        False until close() is called, so that alone would say ready through an outage)."""
+        connection = self.connection
+        return (
+            connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+            and connection.transport is not None
+            and not connection.transport.connection.is_closed
+        )
+
+    async def consumer_ready(self) -> bool:
+        """The broker delivers to us: the consumer's channel is open and its consumer attached."""
+        return self.consumer is not None and await self.broker_ready() and await self.consumer.attached()
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        """What /readyz checks: the database, the broker connection and, for a service with a
+        queue, its consumer."""
+        checks: dict[str, ReadinessCheck] = {"database": self.database_ready, "broker": self.broker_ready}
+        if self.queue is not None:
+            checks["consumer"] = self.consumer_ready
+        return checks
+
+    async def _sample_readiness(self) -> None:
+        await check_readiness(self.readiness_checks())
 
 
 _gc_tuned = False

@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     prefetch: int = Field(default=32, ge=1, le=1000)
     retry_delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    # How often gauges read from the database or the connection are refreshed (outbox backlog,
+    # readiness, orders by status): each is one cheap query.
+    metrics_interval_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     # The bearer token of the /ops endpoints `mport-ops outbox` and `stuck` call; unset: no /ops.
     ops_api_token: SecretStr | None = None

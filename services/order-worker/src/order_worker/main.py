@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from contextlib import AsyncExitStack
 
@@ -16,6 +17,7 @@ from mport_shared.settings import load_settings
 from order_worker.adapters.carrier import Carrier, Tmf622Carrier
 from order_worker.domain import Schedule
 from order_worker.listener import LISTENER_PATH, ListenerRegistration, NoticeQueue, listener_endpoint
+from order_worker.metrics import sample_carrier_orders
 from order_worker.models import tables
 from order_worker.provisioning import OrderProvisioning
 from order_worker.reconciler import Reconciler
@@ -55,6 +57,7 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
     notices = NoticeQueue(provisioning.on_notice, concurrency=settings.reconcile_concurrency)
     provisioning.on_notice_ready = notices.put
     runtime.handlers[OrderPlaced.event_type] = provisioning.on_order_placed
+    runtime.gauges.add(functools.partial(sample_carrier_orders, runtime.sessions))
 
     async def setup(resources: AsyncExitStack) -> None:
         if carrier is None:

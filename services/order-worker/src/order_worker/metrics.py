@@ -1,10 +1,16 @@
-"""The order-worker's own Prometheus metrics: carrier calls and carrier notifications."""
+"""The order-worker's own Prometheus metrics: carrier calls, carrier notifications, and its
+carrier orders by phase (read every METRICS_INTERVAL_S)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from datetime import UTC, datetime
 
-from order_worker.domain import Observation, Rejected, Seen, Unavailable
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from order_worker.domain import Observation, Phase, Rejected, Seen, Unavailable
+from order_worker.models import CarrierOrderRecord
 
 CARRIER_CALLS = Histogram(
     "mport_carrier_call_seconds",
@@ -31,3 +37,33 @@ def observe_call(operation: str, seen: Observation, seconds: float) -> None:
         case _:
             outcome = "unknown"
     CARRIER_CALLS.labels(operation, outcome).observe(seconds)
+
+
+CARRIER_ORDERS = Gauge(
+    "mport_carrier_orders", "The order-worker's orders with the carrier, by phase.", ["phase"]
+)
+CARRIER_ORDERS_PAST_DEADLINE = Gauge(
+    "mport_carrier_orders_past_deadline",
+    "Open carrier orders (submitting, submitted) whose deadline has passed, by phase.",
+    ["phase"],
+)
+
+
+async def sample_carrier_orders(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """One GROUP BY: how many orders per phase, and how many open ones are past their deadline."""
+    now = datetime.now(UTC)
+    record = CarrierOrderRecord
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    record.phase, func.count(), func.sum(case((record.deadline_at < now, 1), else_=0))
+                ).group_by(record.phase)
+            )
+        ).all()
+    seen = {phase: (count, late) for phase, count, late in rows}
+    for phase in Phase:
+        count, late = seen.get(phase.value, (0, 0))
+        CARRIER_ORDERS.labels(phase.value).set(count)
+        if phase.is_open:
+            CARRIER_ORDERS_PAST_DEADLINE.labels(phase.value).set(late or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
@@ -10,7 +11,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from mport_shared.http import operations_router, start_metrics_server
+from mport_shared.http import instrument, operations_router, start_metrics_server
 from mport_shared.logging import configure_logging, get_logger
 from mport_shared.messaging.topology import PORTAL_API
 from mport_shared.ops.api import ops_router
@@ -29,6 +30,7 @@ from portal_api.catalog.views import router as catalog_router
 from portal_api.limits import BodyLimitMiddleware
 from portal_api.live import LiveFeed, LiveHub
 from portal_api.live import router as live_router
+from portal_api.metrics import sample_orders
 from portal_api.middleware import RequestContextMiddleware
 from portal_api.models import tables
 from portal_api.orders.status import OrderStatusHandlers
@@ -72,6 +74,7 @@ def create_app(
     runtime.handlers.update(status.handlers())
     runtime.handlers.update(VerificationStatusHandlers(units).handlers())
     runtime.handlers.update(DeductionEventHandlers(units).handlers())
+    runtime.gauges.add(functools.partial(sample_orders, runtime.sessions))
     payroll_http = make_http(
         base_url=settings.payroll_worker_url,
         token=settings.payroll_api_token.get_secret_value(),
@@ -184,12 +187,7 @@ def create_app(
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(
-        operations_router(
-            {"database": runtime.database_ready, "broker": runtime.broker_ready},
-            metrics=settings.metrics_on_main_port,
-        )
-    )
+    app.include_router(operations_router(runtime.readiness_checks(), metrics=settings.metrics_on_main_port))
     # Public port: without OPS_API_TOKEN these routes do not exist; with it, only the token opens them.
     app.include_router(
         ops_router(
@@ -197,6 +195,7 @@ def create_app(
             outbox=runtime.tables.outbox, stuck=stuck_orders(runtime.sessions),
         )
     )  # fmt: skip
+    instrument(app)
     return app
 
 

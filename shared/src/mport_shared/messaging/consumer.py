@@ -64,6 +64,19 @@ class Consumer:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    async def attached(self) -> bool:
+        """True while the broker can deliver to us: our channel is open and our consumer is on it
+        (not cancelled by the broker, not waiting for the robust connection to restore it)."""
+        if self._consumer_tag is None or self._channel.is_closed:
+            return False
+        channel = await self._channel.get_underlay_channel()
+        return not channel.is_closed and self._consumer_tag in getattr(channel, "consumers", {})
+
+    def _event_type(self, message: AbstractIncomingMessage) -> str:
+        # A label only for types we handle: a stray message's type must not grow the metrics.
+        event_type = message.type or message.routing_key or ""
+        return event_type if event_type in self._handlers else "other"
+
     async def start(self) -> None:
         await self._channel.set_qos(prefetch_count=self._prefetch)
         self._amqp_queue = await declare_service_queue(
@@ -100,13 +113,17 @@ class Consumer:
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         attempt = _int_header(message, ATTEMPT_HEADER, default=1)
-        event_type = message.type or message.routing_key or "unknown"
+        event_type = self._event_type(message)
+        metrics.MESSAGES_CONSUMED.labels(self._queue.name, event_type).inc()
         started = time.perf_counter()
         try:
             envelope = parse_envelope(message.body)
         except ValueError as exc:
             # Validation errors list the offending fields, never their values in full.
-            await self._dead_letter(message, reason=f"invalid message: {_short(exc)}", attempt=attempt)
+            metrics.MESSAGES_FAILED.labels(self._queue.name, event_type).inc()
+            await self._dead_letter(
+                message, reason=f"invalid message: {_short(exc)}", attempt=attempt, cause="invalid"
+            )
             return
         structlog.contextvars.bind_contextvars(
             correlation_id=envelope.correlationid,
@@ -120,12 +137,13 @@ class Consumer:
                 raise PermanentFailure(f"no handler for {envelope.type} in {self._queue.name}")
             await handler(envelope)
         except PermanentFailure as exc:
-            await self._dead_letter(message, reason=str(exc), attempt=attempt)
+            metrics.MESSAGES_FAILED.labels(self._queue.name, event_type).inc()
+            await self._dead_letter(message, reason=str(exc), attempt=attempt, cause="permanent")
         except Exception as exc:
+            metrics.MESSAGES_FAILED.labels(self._queue.name, event_type).inc()
             await self._retry_or_dead_letter(message, exc, attempt=attempt)
         else:
             await message.ack()
-            metrics.MESSAGES_HANDLED.labels(self._queue.name, event_type, "ok").inc()
         finally:
             current_traceparent.reset(token)
             metrics.HANDLER_SECONDS.labels(self._queue.name, event_type).observe(
@@ -138,11 +156,11 @@ class Consumer:
         reason = f"{type(exc).__name__}: {_short(exc)}"
         if attempt > len(self._retry_delays_ms):
             log.error("giving up on message", reason=reason, attempts=attempt, exc_info=exc)
-            await self._dead_letter(message, reason=reason, attempt=attempt)
+            await self._dead_letter(message, reason=reason, attempt=attempt, cause="retries_exhausted")
             return
         delay = self._retry_delays_ms[attempt - 1]
         log.warning("message failed; retrying later", reason=reason, attempt=attempt, delay_ms=delay)
-        await self._forward(
+        if await self._forward(
             message,
             routing_key=self._queue.retry(delay),
             headers={
@@ -150,13 +168,15 @@ class Consumer:
                 REASON_HEADER: reason,
                 FIRST_FAILED_AT_HEADER: _first_failed_at(message, datetime.now(UTC).isoformat()),
             },
-        )
-        metrics.MESSAGES_HANDLED.labels(self._queue.name, message.type or "", "retried").inc()
+        ):
+            metrics.MESSAGES_RETRIED.labels(self._queue.name, self._event_type(message)).inc()
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, *, reason: str, attempt: int) -> None:
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, *, reason: str, attempt: int, cause: str
+    ) -> None:
         log.error("message dead-lettered", reason=reason, attempts=attempt, queue=self._queue.name)
         now = datetime.now(UTC).isoformat()
-        await self._forward(
+        if await self._forward(
             message,
             routing_key=self._queue.dead_letter,
             headers={
@@ -167,13 +187,14 @@ class Consumer:
                 FIRST_FAILED_AT_HEADER: _first_failed_at(message, now),
                 "x-mport-consumer": self._queue.name,
             },
-        )
-        metrics.MESSAGES_HANDLED.labels(self._queue.name, message.type or "", "dead_lettered").inc()
+        ):
+            metrics.MESSAGES_DEAD_LETTERED.labels(self._queue.name, self._event_type(message), cause).inc()
 
     async def _forward(
         self, message: AbstractIncomingMessage, *, routing_key: str, headers: dict[str, Any]
-    ) -> None:
-        """Copy the message to a queue by name, then ack the original once the copy is confirmed."""
+    ) -> bool:
+        """Copy the message to a queue by name, then ack the original once the copy is confirmed;
+        False when the copy failed and the original was left for redelivery."""
         copy = aio_pika.Message(
             message.body,
             headers={**(message.headers or {}), **headers},
@@ -193,8 +214,9 @@ class Consumer:
             # Leave the original unacked: the broker redelivers it, nothing is lost.
             log.warning("could not forward message; leaving it for redelivery", exc_info=True)
             await _nack_quietly(message)
-            return
+            return False
         await message.ack()
+        return True
 
 
 def _original_routing_key(message: AbstractIncomingMessage) -> str:

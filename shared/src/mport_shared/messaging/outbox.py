@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from datetime import UTC, datetime
 
 from sqlalchemy import Table, event, func, insert, select, update
@@ -79,6 +80,7 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         retry_interval_s: float = 1.0,
         linger_s: float = 0.002,
+        gauge_interval_s: float = 5.0,
     ) -> None:
         self._service = service
         self._sessions = sessions
@@ -92,9 +94,13 @@ class OutboxRelay:
         # per service) 2 ms let a batch carry several rows instead of one, and each batch costs
         # one read, one publish round and one update whatever its size.
         self._linger_s = linger_s
+        # The backlog gauges are refreshed by a task of their own, so they keep rising while
+        # publishing is stuck (the broker cut off), not only when a poll finds the outbox empty.
+        self._gauge_interval_s = gauge_interval_s
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
         self._watch(sessions)
 
     def _watch(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -112,14 +118,27 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self._service}")
+        self._gauges = asyncio.create_task(self._keep_gauges(), name=f"outbox-gauges-{self._service}")
 
     async def stop(self) -> None:
         """Publish what is already committed, then stop."""
         self._stopping = True
         self._wake.set()
+        if self._gauges is not None:
+            self._gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gauges
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def _keep_gauges(self) -> None:
+        while True:
+            try:
+                await self.backlog()
+            except Exception:
+                log.debug("could not read the outbox backlog", exc_info=True)
+            await asyncio.sleep(self._gauge_interval_s)
 
     async def run(self) -> None:
         while True:
@@ -201,7 +220,11 @@ class OutboxRelay:
             done.extend(row_id for (row_id, _), err in zip(live, results, strict=True) if err is None)
             if done:
                 await session.execute(update(table).where(table.c.id.in_(done)).values(sent_at=now))
-            metrics.OUTBOX_PUBLISHED.labels(self._service).inc(len(done))
+            confirmed = Counter(
+                m.routing_key for (_, m), err in zip(live, results, strict=True) if err is None
+            )
+            for event_type, count in confirmed.items():
+                metrics.MESSAGES_PUBLISHED.labels(self._service, event_type).inc(count)
         if failures:
             raise failures[0]
         return len(rows)

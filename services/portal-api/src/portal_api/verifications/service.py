@@ -14,6 +14,7 @@ from enum import StrEnum
 from mport_shared.events import VerificationRequested, envelop
 from mport_shared.logging import get_logger
 
+from portal_api import metrics
 from portal_api.errors import DomainError, ErrorCode, NotSignedIn
 from portal_api.models import Employee, Verification, VerificationRefusal
 from portal_api.unit_of_work import PendingVerificationTaken, UnitOfWork
@@ -106,6 +107,7 @@ async def request_code(uow: UnitOfWork, *, employee_id: uuid.UUID, keeper: CodeK
                 )
             )
             await uow.commit()
+            metrics.VERIFICATION_CODES.labels(f"refused_{verdict.value}").inc()
             log.info("verification code refused", employee_id=str(employee_id), reason=verdict.value)
             raise refusal_error(verdict, msisdn=msisdn, rules=keeper.rules, now=now)
         if isinstance(verdict, DomainError):
@@ -146,6 +148,7 @@ async def request_code(uow: UnitOfWork, *, employee_id: uuid.UUID, keeper: CodeK
                 ErrorCode.VERIFICATION_BUSY,
                 "Another code was asked for at the same moment; use the one that arrives.",
             ) from None
+    metrics.VERIFICATION_CODES.labels("requested").inc()
     log.info(
         "verification code requested", verification_id=str(verification.id), employee_id=str(employee_id)
     )

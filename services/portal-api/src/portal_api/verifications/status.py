@@ -16,6 +16,7 @@ from mport_shared.events import (
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import Handler, PermanentFailure
 
+from portal_api import metrics
 from portal_api.unit_of_work import SqlUnitsOfWork
 from portal_api.verifications.service import DeliveryOutcome, apply_delivery_event
 
@@ -44,3 +45,15 @@ class VerificationStatusHandlers:
             log.info("duplicate delivery report ignored", message_id=envelope.id)
         elif outcome is DeliveryOutcome.UNKNOWN:
             raise PermanentFailure(f"delivery report for unknown verification {event.verification_id}")
+        else:
+            _count(event)
+
+
+def _count(event: VerificationCodeSent | VerificationDelivered | VerificationDeliveryFailed) -> None:
+    match event:
+        case VerificationDeliveryFailed():
+            metrics.VERIFICATION_DELIVERIES.labels("failed", event.reason_code.value).inc()
+        case VerificationDelivered():
+            metrics.VERIFICATION_DELIVERIES.labels("delivered", "").inc()
+        case VerificationCodeSent():
+            metrics.VERIFICATION_DELIVERIES.labels("code_sent", "").inc()
