@@ -25,7 +25,7 @@ from mport_shared.service import ServiceRuntime
 from mport_shared.settings import ServiceSettings
 from mport_shared.testing import MakeDatabase, RabbitServer, TcpProxy, proxied_url, wait_for
 from prometheus_client import REGISTRY
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, delete, insert
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +226,19 @@ async def _cut_and_restore(service: Running, proxy: TcpProxy) -> None:
         "mport_messages_published_total", {"service": name, "event_type": OrderSubmitted.event_type}
     )
     assert published == 3
+
+    # An event no queue takes is returned by the broker: a failed round, counted, and retried.
+    failures = _gauge("mport_outbox_publish_failures_total", name)
+    async with service.runtime.sessions() as session, session.begin():
+        await session.execute(
+            insert(outbox).values(
+                message_id=str(uuid.uuid4()), routing_key="mport.nobody.v1", body="{}", headers={}
+            )
+        )
+
+    async def failed() -> bool:
+        return _gauge("mport_outbox_publish_failures_total", name) > failures
+
+    await wait_for(failed, timeout_s=10, what="the unroutable event's failed round to be counted")
+    async with service.runtime.sessions() as session, session.begin():
+        await session.execute(delete(outbox))

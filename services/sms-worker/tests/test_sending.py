@@ -20,6 +20,7 @@ from mport_shared.events import (
     envelop,
 )
 from mport_shared.messaging.consumer import PermanentFailure
+from prometheus_client import REGISTRY
 from sms_worker.adapters.gateway import (
     GatewayOutcomeUnknown,
     GatewayRejected,
@@ -146,9 +147,12 @@ async def test_a_code_about_to_expire_is_not_sent_by_the_clock_whatever_the_ttl_
 async def test_a_number_outside_the_allowed_countries_gets_nothing() -> None:
     gateway = ScriptedGateway()
     sending, store, _ = make(gateway, allowed_prefixes=("47",))
+    counted = REGISTRY.get_sample_value("mport_sms_not_sent_total", {"reason": "not_allowed"}) or 0.0
     await sending.on_verification_requested(envelope_of(request(msisdn="4612345678")))
     assert gateway.calls == []
     assert failures(store) == [VerificationFailureCode.NOT_ALLOWED]
+    # What SMS pumping looks like on the dashboard.
+    assert REGISTRY.get_sample_value("mport_sms_not_sent_total", {"reason": "not_allowed"}) == counted + 1
 
 
 async def test_other_allowed_prefixes_are_sent_to() -> None:
