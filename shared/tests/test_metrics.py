@@ -4,8 +4,9 @@ metrics by route template, never the raw path."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
@@ -14,6 +15,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import FastAPI, HTTPException
 from mport_shared.events import Envelope, EventPayload, OrderSubmitted, envelop
+from mport_shared.gauges import GaugeSampler
 from mport_shared.http import instrument
 from mport_shared.messaging.connection import confirming_channel, connect
 from mport_shared.messaging.consumer import Consumer, PermanentFailure
@@ -124,3 +126,24 @@ async def test_http_metrics_label_the_route_template_and_status_class_never_the_
     assert _sample("mport_http_requests_total", method="other", route=path, status="4xx") == 1  # 405
     exposed = {s.labels.get("route") for m in REGISTRY.collect() for s in m.samples}
     assert not any("a1" in r or "wp-login" in r for r in exposed if r)
+
+
+async def test_the_gauge_sampler_runs_each_sample_at_its_own_interval_and_survives_a_failing_one() -> None:
+    runs = {"fast": 0, "table": 0, "broken": 0}
+
+    def counting(name: str, *, fail: bool = False) -> Callable[[], Awaitable[None]]:
+        async def sample() -> None:
+            runs[name] += 1
+            if fail:
+                raise RuntimeError("database away")
+
+        return sample
+
+    sampler = GaugeSampler(interval_s=0.01)
+    sampler.add(counting("broken", fail=True))
+    sampler.add(counting("fast"))
+    sampler.add(counting("table"), interval_s=60)
+    for _ in range(3):
+        await sampler.sample_once()
+        await asyncio.sleep(0.01)
+    assert runs == {"fast": 3, "table": 1, "broken": 3}

@@ -15,15 +15,18 @@ Sample = Callable[[], Awaitable[None]]
 
 
 class GaugeSampler:
-    """Runs every added sample each `interval_s`; a failing sample is logged and tried next round."""
+    """Runs every added sample each `interval_s` (or its own, longer, interval); a failing sample
+    is logged and tried next round."""
 
     def __init__(self, *, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._samples: list[Sample] = []
+        self._samples: list[tuple[Sample, float]] = []
+        self._due: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, sample: Sample) -> None:
-        self._samples.append(sample)
+    def add(self, sample: Sample, *, interval_s: float | None = None) -> None:
+        """`interval_s` for a sample dearer than the others (a count over a whole table)."""
+        self._samples.append((sample, max(interval_s or 0.0, self.interval_s)))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gauge-sampler")
@@ -36,7 +39,11 @@ class GaugeSampler:
             self._task = None
 
     async def sample_once(self) -> None:
-        for sample in self._samples:
+        now = asyncio.get_running_loop().time()
+        for index, (sample, interval_s) in enumerate(self._samples):
+            if self._due.get(index, 0.0) > now:
+                continue
+            self._due[index] = now + interval_s - self.interval_s / 2
             try:
                 await asyncio.wait_for(sample(), timeout=max(self.interval_s, 2.0))
             except Exception:

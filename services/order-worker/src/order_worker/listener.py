@@ -188,7 +188,8 @@ class ListenerRegistration:
         if self.hub_id is None:
             return
         try:
-            await asyncio.wait_for(self._carrier.unregister_listener(self.hub_id), 5)
+            async with metrics.timed_call("unregister_listener"):
+                await asyncio.wait_for(self._carrier.unregister_listener(self.hub_id), 5)
         except (CarrierError, TimeoutError) as exc:
             # Left for the next worker at this address to remove.
             log.warning("could not remove the carrier listener", hub_id=self.hub_id, reason=str(exc))
@@ -207,7 +208,8 @@ class ListenerRegistration:
                     self.registered.set()
                     log.info("carrier listener taken over from the last worker here", hub_id=kept)
                     return
-                hub_id = await self._carrier.register_listener(self._callback)
+                async with metrics.timed_call("register_listener"):
+                    hub_id = await self._carrier.register_listener(self._callback)
             except CarrierError as exc:
                 log.warning(
                     "could not register with the carrier for notifications; retrying",

@@ -57,7 +57,10 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
     notices = NoticeQueue(provisioning.on_notice, concurrency=settings.reconcile_concurrency)
     provisioning.on_notice_ready = notices.put
     runtime.handlers[OrderPlaced.event_type] = provisioning.on_order_placed
-    runtime.gauges.add(functools.partial(sample_carrier_orders, runtime.sessions))
+    runtime.gauges.add(
+        functools.partial(sample_carrier_orders, runtime.sessions),
+        interval_s=settings.table_metrics_interval_s,
+    )
 
     async def setup(resources: AsyncExitStack) -> None:
         if carrier is None:

@@ -3,18 +3,23 @@ carrier orders by phase (read every METRICS_INTERVAL_S)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from order_worker.adapters.carrier import CarrierRejected, CarrierUnavailable
 from order_worker.domain import Observation, Phase, Rejected, Seen, Unavailable
 from order_worker.models import CarrierOrderRecord
 
 CARRIER_CALLS = Histogram(
     "mport_carrier_call_seconds",
-    "Calls to the carrier by operation and outcome (ok, rejected, unavailable, unknown).",
+    "Calls to the carrier by operation (submit, get, register_listener, unregister_listener) and "
+    "outcome (ok, rejected, unavailable, unknown).",
     ["operation", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
@@ -37,6 +42,23 @@ def observe_call(operation: str, seen: Observation, seconds: float) -> None:
         case _:
             outcome = "unknown"
     CARRIER_CALLS.labels(operation, outcome).observe(seconds)
+
+
+@asynccontextmanager
+async def timed_call(operation: str) -> AsyncIterator[None]:
+    """Time a carrier call that is not an order's (the listener's hub), outcome by its error."""
+    started, outcome = time.perf_counter(), "unknown"
+    try:
+        yield
+        outcome = "ok"
+    except CarrierRejected:
+        outcome = "rejected"
+        raise
+    except CarrierUnavailable:
+        outcome = "unavailable"
+        raise
+    finally:
+        CARRIER_CALLS.labels(operation, outcome).observe(time.perf_counter() - started)
 
 
 CARRIER_ORDERS = Gauge(

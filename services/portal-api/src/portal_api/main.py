@@ -74,7 +74,9 @@ def create_app(
     runtime.handlers.update(status.handlers())
     runtime.handlers.update(VerificationStatusHandlers(units).handlers())
     runtime.handlers.update(DeductionEventHandlers(units).handlers())
-    runtime.gauges.add(functools.partial(sample_orders, runtime.sessions))
+    runtime.gauges.add(
+        functools.partial(sample_orders, runtime.sessions), interval_s=settings.table_metrics_interval_s
+    )
     payroll_http = make_http(
         base_url=settings.payroll_worker_url,
         token=settings.payroll_api_token.get_secret_value(),
