@@ -4,6 +4,7 @@ query is one the services define (or RabbitMQ's own), every metric we define is 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -20,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "mport-dashboard.json"
 PROMTOOL = shutil.which("promtool")
+# Where the services define their metrics (each module's import registers them).
+METRICS_MODULES = ("mport_shared.metrics", "portal_api.metrics", "order_worker.metrics", "sms_worker.metrics")
 
 # Metrics the rules and the dashboard read that are not ours: Prometheus' own `up`, and
 # rabbitmq_prometheus' per-queue families from /metrics/detailed (deploy/prometheus/prometheus.yml).
@@ -35,12 +38,13 @@ needs_promtool = pytest.mark.skipif(
 
 def _defined() -> set[str]:
     """Every metric family the services define, counters with their _total."""
-    import order_worker.metrics
-    import portal_api.metrics
-    import sms_worker.metrics
-    from mport_shared import metrics
-
-    del metrics, order_worker.metrics, portal_api.metrics, sms_worker.metrics
+    for module in (
+        "mport_shared.metrics",
+        "portal_api.metrics",
+        "order_worker.metrics",
+        "sms_worker.metrics",
+    ):
+        importlib.import_module(module)  # each defines its metrics in the default registry
     return {
         family.name + ("_total" if family.type == "counter" else "")
         for family in REGISTRY.collect()
