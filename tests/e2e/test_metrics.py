@@ -109,7 +109,12 @@ async def test_every_advertised_metric_is_exposed_and_moves_after_real_traffic(
     make_stack: MakeStack, amqp_url: str
 ) -> None:
     interval = {"METRICS_INTERVAL_S": "0.2", "TABLE_METRICS_INTERVAL_S": "0.2"}
-    stack = await make_stack(extra_env={name: dict(interval) for name in ADVERTISED})
+    stack = await make_stack(
+        *ADVERTISED,
+        "carrier-simulator",
+        "sms-simulator",
+        extra_env={name: dict(interval) for name in ADVERTISED},
+    )
     async with httpx.AsyncClient(base_url=stack.url("portal-api"), timeout=10) as client:
         (await client.post("/auth/dev-login", data={"email": "kari.nordmann@demo.no"})).raise_for_status()
         csrf = client.cookies["csrftoken"]
