@@ -187,6 +187,10 @@ async def _cut_and_restore(service: Running, proxy: TcpProxy) -> None:
 
         await wait_for(not_ready, timeout_s=5, what="/readyz 503 with the broker cut off")
         assert await service.healthy()
+        # What the portal's traffic probe asks: it takes orders into its outbox meanwhile.
+        only_database = await service.client.get("/readyz", params={"only": "database"})
+        assert (only_database.status_code, only_database.json()["checks"]) == (200, {"database": "ok"})
+        assert (await service.client.get("/readyz", params={"only": "nope"})).status_code == 400
         events = [_event() for _ in range(3)]
         async with service.runtime.sessions() as session, session.begin():
             for event in events:
