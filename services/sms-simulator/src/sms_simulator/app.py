@@ -204,7 +204,9 @@ class Gateway:
             except httpx.HTTPError as exc:
                 reason = type(exc).__name__
             if attempt < self.settings.dlr_retries:
-                await asyncio.sleep(1.0)
+                # Growing delays, as a gateway's queue of reports retries: a receiver that is
+                # restarting (a worker killed and started again) still gets the report.
+                await asyncio.sleep(min(2.0**attempt, 15.0))
         # The URL carries the receiver's token: only the message id goes in the log.
         log.warning("sms_simulator_report_not_taken", id=message.id, report_type=report_type, reason=reason)
 

@@ -34,7 +34,7 @@ class SimulatorSettings(BaseSettings):
     dlr_delay_ms: int = Field(default=200, ge=0, le=MAX_LATENCY_MS)
     dlr_timeout_s: float = Field(default=5.0, gt=0)
     # A report not taken (no answer, not 2xx) is tried again this many times, a second apart.
-    dlr_retries: int = Field(default=3, ge=0, le=100)
+    dlr_retries: int = Field(default=8, ge=0, le=100)
     # Messages kept for GET /messages; the oldest are forgotten beyond this.
     max_messages: int = Field(default=10_000, ge=1)
     seed: int | None = None
