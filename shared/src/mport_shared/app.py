@@ -15,6 +15,7 @@ from mport_shared.logging import configure_logging
 from mport_shared.ops.api import StuckOrders, ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import ServiceSettings
+from mport_shared.tracing import configure_tracing, instrument_app
 
 # Runs before the runtime starts; what it enters on the stack is closed after the runtime stops.
 Setup = Callable[[AsyncExitStack], Awaitable[None]]
@@ -48,6 +49,7 @@ def service_app(
                 await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi)
+    instrument_app(app)
     app.include_router(operations_router(runtime.readiness_checks()))
     app.include_router(
         ops_router(
@@ -60,8 +62,10 @@ def service_app(
 
 
 def serve(app: FastAPI, *, service: str, settings: ServiceSettings) -> None:
-    """Log as JSON, serve until SIGTERM/SIGINT, then drain (the lifespan stops the runtime)."""
+    """Log as JSON, trace (exported when OTEL_EXPORTER_OTLP_ENDPOINT is set), serve until
+    SIGTERM/SIGINT, then drain (the lifespan stops the runtime)."""
     configure_logging(service=service, level=settings.log_level, json=settings.log_json)
+    configure_tracing(service=service)
     uvicorn.run(
         app,
         host=settings.http_host,

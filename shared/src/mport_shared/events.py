@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from mport_shared.tracing import child_traceparent
+from mport_shared.tracing import current_traceparent
 
 Msisdn = Annotated[str, StringConstraints(pattern=r"^\d{8,15}$")]
 Ore = Annotated[int, Field(description="Amount in øre (1/100 NOK)")]
@@ -284,7 +284,7 @@ def envelop(payload: P, *, source: str, correlation_id: str, subject: str | None
         time=datetime.now(UTC),
         subject=subject,
         correlationid=correlation_id,
-        traceparent=child_traceparent(),
+        traceparent=current_traceparent(),  # the outbox write makes its own span under it
         data=payload,
     )
 

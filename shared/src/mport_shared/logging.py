@@ -9,6 +9,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 REDACTED = "[redacted]"
 
@@ -51,10 +52,22 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
+def add_trace_context(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The ids of the span in hand (the request or message being handled), on every log line."""
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        event_dict.setdefault("trace_id", f"{span.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{span.span_id:016x}")
+    return event_dict
+
+
 def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
     """Route structlog and the standard library through one JSON (or console) renderer."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
@@ -89,11 +102,6 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
     for noisy in ("aiormq", "aio_pika", "httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
-
-
-def bind_message_context(*, correlation_id: str | None, trace_id: str | None) -> None:
-    """Bind the ids of the request or message being handled to every log line that follows."""
-    structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -13,6 +13,7 @@ from mport_shared.events import OrderPlaced
 from mport_shared.messaging.topology import ORDER_WORKER
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
+from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
 from order_worker.adapters.carrier import Carrier, Tmf622Carrier
 from order_worker.domain import Schedule
@@ -71,6 +72,8 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
                 aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=settings.carrier_max_connections),
                     timeout=aiohttp.ClientTimeout(total=settings.carrier_timeout_s),
+                    # A client span per TMF622 call, with the traceparent in its headers.
+                    trace_configs=[create_trace_config()],
                 )
             )
             provisioning.carrier = Tmf622Carrier(session, settings.carrier_base_url)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from mport_shared.events import Envelope, EventPayload, OrderPlaced, OrderSnapshot
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import PermanentFailure
+from mport_shared.tracing import current_traceparent
 
 from order_worker import metrics
 from order_worker.adapters.carrier import (
@@ -98,14 +99,17 @@ class OrderProvisioning:
                     seen = again
                 self._first_look_hits = 0.9 * self._first_look_hits + 0.1 * seen.order.is_terminal
             provisioning.observe(seen, now=self.clock(), schedule=self.schedule, rng=self.rng, scheduled=True)
-            added = await self.store.add(provisioning, traceparent=envelope.traceparent)
+            # The handler's span: the order's later events (the carrier's answer, in minutes or
+            # days) join the trace under it.
+            traced = current_traceparent()
+            added = await self.store.add(provisioning, traceparent=traced)
         finally:
             waiting = self._recording.pop(order_id, None)
         if not added:
             log.info("duplicate OrderPlaced ignored", order_id=order_id)
             return
         self._log_outcome(provisioning)
-        self._remember(Stored(provisioning=provisioning, traceparent=envelope.traceparent))
+        self._remember(Stored(provisioning=provisioning, traceparent=traced))
         if waiting is not None and provisioning.phase.is_open and self.on_notice_ready is not None:
             self.on_notice_ready(waiting)
 

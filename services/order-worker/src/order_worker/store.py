@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from mport_shared.batching import Batcher
 from mport_shared.events import Envelope, EventPayload, OrderFailureCode, OrderSnapshot, envelop
 from mport_shared.messaging.outbox import add_all_to_outbox
-from mport_shared.tracing import current_traceparent
+from mport_shared.tracing import continued
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -251,12 +251,8 @@ async def _publish(session: AsyncSession, provisioning: Provisioning, traceparen
 def _envelopes(provisioning: Provisioning, traceparent: str | None) -> list[Envelope[EventPayload]]:
     order_id = str(provisioning.order.order_id)
     # Later events of an order continue the trace it arrived in, whoever records them.
-    token = current_traceparent.set(traceparent) if traceparent else None
-    try:
+    with continued(traceparent):
         return [
             envelop(payload, source=SOURCE, correlation_id=order_id, subject=order_id)
             for payload in provisioning.events
         ]
-    finally:
-        if token is not None:
-            current_traceparent.reset(token)

@@ -17,6 +17,7 @@ from mport_shared.messaging.topology import PORTAL_API
 from mport_shared.ops.api import ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
+from mport_shared.tracing import configure_tracing, instrument_app
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal_api.admin.pages import router as admin_pages_router
@@ -31,7 +32,6 @@ from portal_api.limits import BodyLimitMiddleware
 from portal_api.live import LiveFeed, LiveHub
 from portal_api.live import router as live_router
 from portal_api.metrics import sample_orders
-from portal_api.middleware import RequestContextMiddleware
 from portal_api.models import tables
 from portal_api.orders.status import OrderStatusHandlers
 from portal_api.orders.stuck import stuck_orders
@@ -148,10 +148,11 @@ def create_app(
     app.state.clock = clock
     app.state.code_keeper = code_keeper
     app.state.payroll = PayrollWorkerClient(payroll_http)
+    # A server span per request, outermost, so every middleware's answer is in it.
+    instrument_app(app)
     install_problem_handlers(app)
     install_page_errors(app)
     install_rate_limits(app, settings)
-    app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.effective_session_secret,
@@ -204,6 +205,7 @@ def create_app(
 def main() -> None:
     settings = load_settings(PortalSettings)
     configure_logging(service=SERVICE, level=settings.log_level, json=settings.log_json)
+    configure_tracing(service=SERVICE)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from mport_shared.events import Envelope, EventPayload, VerificationFailureCode, VerificationRequested
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import PermanentFailure
+from mport_shared.tracing import current_traceparent
 
 from sms_worker import metrics
 from sms_worker.adapters.gateway import (
@@ -58,7 +59,8 @@ class SmsSending:
             raise PermanentFailure(f"sms-worker cannot send a {type(envelope.data).__name__}")
         request = envelope.data
         verification_id = str(request.verification_id)
-        delivery = await self.store.claim(request, traceparent=envelope.traceparent)
+        # Under the handler's span: the delivery reports' events, later, join the trace there.
+        delivery = await self.store.claim(request, traceparent=current_traceparent())
         if delivery.state is SendState.SENDING:
             # Another delivery of this message is calling the gateway right now, or one did and
             # its worker died before recording the answer: either way, maybe sent. The row is

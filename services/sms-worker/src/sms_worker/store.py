@@ -22,7 +22,7 @@ from mport_shared.events import (
     envelop,
 )
 from mport_shared.messaging.outbox import add_to_outbox
-from mport_shared.tracing import current_traceparent
+from mport_shared.tracing import continued
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -240,10 +240,6 @@ async def _publish(session: AsyncSession, verification_id: str, payload: EventPa
     traceparent = await session.scalar(
         select(_T.c.traceparent).where(_T.c.verification_id == verification_id)
     )
-    token = current_traceparent.set(traceparent) if traceparent else None
-    try:
+    with continued(traceparent):
         envelope = envelop(payload, source=SOURCE, correlation_id=verification_id, subject=verification_id)
-    finally:
-        if token is not None:
-            current_traceparent.reset(token)
     await add_to_outbox(session, tables.outbox, envelope)

@@ -13,11 +13,10 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
-from mport_shared import metrics
+from mport_shared import metrics, tracing
 from mport_shared.events import Envelope, EventPayload, parse_envelope
 from mport_shared.logging import get_logger
 from mport_shared.messaging.topology import ServiceQueue, declare_service_queue
-from mport_shared.tracing import current_traceparent, trace_id_of
 
 log = get_logger(__name__)
 
@@ -109,7 +108,7 @@ class Consumer:
         finally:
             if task is not None:
                 self._in_flight.discard(task)
-            structlog.contextvars.unbind_contextvars("correlation_id", "trace_id", "event_type")
+            structlog.contextvars.unbind_contextvars("correlation_id", "event_type")
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         attempt = _int_header(message, ATTEMPT_HEADER, default=1)
@@ -127,15 +126,15 @@ class Consumer:
             return
         structlog.contextvars.bind_contextvars(
             correlation_id=envelope.correlationid,
-            trace_id=trace_id_of(envelope.traceparent),
             event_type=envelope.type,
         )
-        token = current_traceparent.set(envelope.traceparent)
+        # The trace continues from the span that wrote the event; log lines carry its ids.
+        end_span = tracing.start_consuming(envelope, queue=self._queue.name, attempt=attempt)
         try:
             handler = self._handlers.get(envelope.type)
             if handler is None:
                 raise PermanentFailure(f"no handler for {envelope.type} in {self._queue.name}")
-            await handler(envelope)
+            await tracing.handled(handler, envelope)
         except PermanentFailure as exc:
             metrics.MESSAGES_FAILED.labels(self._queue.name, event_type).inc()
             await self._dead_letter(message, reason=str(exc), attempt=attempt, cause="permanent")
@@ -145,7 +144,7 @@ class Consumer:
         else:
             await message.ack()
         finally:
-            current_traceparent.reset(token)
+            end_span()
             metrics.HANDLER_SECONDS.labels(self._queue.name, event_type).observe(
                 time.perf_counter() - started
             )

@@ -11,7 +11,7 @@ from sqlalchemy import Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from mport_shared import metrics
+from mport_shared import metrics, tracing
 from mport_shared.events import Envelope, EventPayload
 from mport_shared.logging import get_logger
 from mport_shared.messaging.publisher import OutgoingMessage, Publisher
@@ -44,22 +44,24 @@ async def add_all_to_outbox(
     """Stage several events in the caller's transaction, in order, with one statement."""
     if not envelopes:
         return
-    rows = []
-    for envelope in envelopes:
-        message = OutgoingMessage.from_envelope(envelope, expires_at=expires_at)
-        rows.append(
-            {
-                "message_id": message.message_id,
-                "routing_key": message.routing_key,
-                "body": message.body.decode(),
-                "headers": dict(message.headers),
-                "expires_at": expires_at,
-            }
-        )
-    # The row as parameters, not .values(): building the statement's values was a twentieth of
-    # placing an order on SQLite.
-    statement = insert(outbox)
-    await session.execute(statement, rows[0] if len(rows) == 1 else rows)  # ids follow the list's order
+    # Each event's traceparent becomes the span of its outbox write.
+    with tracing.outbox_write(envelopes) as stamped:
+        rows = []
+        for envelope in stamped:
+            message = OutgoingMessage.from_envelope(envelope, expires_at=expires_at)
+            rows.append(
+                {
+                    "message_id": message.message_id,
+                    "routing_key": message.routing_key,
+                    "body": message.body.decode(),
+                    "headers": dict(message.headers),
+                    "expires_at": expires_at,
+                }
+            )
+        # The row as parameters, not .values(): building the statement's values was a twentieth of
+        # placing an order on SQLite.
+        statement = insert(outbox)
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)  # ids follow the list's order
     session.info[_ADDED] = True
 
 

@@ -12,6 +12,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, DeliveryMode
 
+from mport_shared import tracing
 from mport_shared.events import CONTENT_TYPE, Envelope, EventPayload
 
 
@@ -101,5 +102,8 @@ class Publisher:
                 wait=False,
             )
 
-        results = await asyncio.gather(*(publish(m) for m in messages), return_exceptions=True)
-        return [r if isinstance(r, BaseException) else None for r in results]
+        with tracing.publishing(messages, exchange=exchange.name) as published:
+            results = await asyncio.gather(*(publish(m) for m in messages), return_exceptions=True)
+            outcomes = [r if isinstance(r, BaseException) else None for r in results]
+            published(outcomes)
+        return outcomes
