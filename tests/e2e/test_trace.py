@@ -17,7 +17,7 @@ from mport_shared.testing import MakeStack, order_body, wait_for
 
 pytestmark = pytest.mark.e2e
 
-TRACED = ("portal-api", "order-worker", "payroll-worker", "sms-worker")
+TRACED = ("portal-api", "order-worker", "payroll-worker")
 
 
 def _spans(files: dict[str, Path]) -> list[dict[str, Any]]:
@@ -34,8 +34,13 @@ def _spans(files: dict[str, Path]) -> list[dict[str, Any]]:
 async def test_one_order_is_one_trace_across_every_service(make_stack: MakeStack, tmp_path: Path) -> None:
     files = {name: tmp_path / f"{name}.jsonl" for name in TRACED}
     stack = await make_stack(
+        "carrier-simulator",
+        "identity-simulator",
+        "order-worker",
+        "payroll-worker",
+        "portal-api",
         extra_env={name: {"MPORT_TRACES_FILE": str(path)} for name, path in files.items()}
-        | {"portal-api": {"PORTAL_MODE": "local", "MPORT_TRACES_FILE": str(files["portal-api"])}}
+        | {"portal-api": {"PORTAL_MODE": "local", "MPORT_TRACES_FILE": str(files["portal-api"])}},
     )
     async with httpx.AsyncClient(base_url=stack.url("portal-api"), timeout=10) as client:
         (await client.post("/auth/dev-login", data={"email": "kari.nordmann@demo.no"})).raise_for_status()
@@ -55,7 +60,9 @@ async def test_one_order_is_one_trace_across_every_service(make_stack: MakeStack
     [post] = [
         s
         for s in _spans(files)
-        if s["name"] == "POST /api/v1/orders" and s["kind"] == "SpanKind.SERVER" and s["service"] == "portal-api"
+        if s["name"] == "POST /api/v1/orders"
+        and s["kind"] == "SpanKind.SERVER"
+        and s["service"] == "portal-api"
     ]
     trace_id = post["context"]["trace_id"]
 

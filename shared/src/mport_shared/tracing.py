@@ -14,13 +14,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -48,12 +48,16 @@ def span_exporters(environ: Mapping[str, str]) -> list[SpanExporter]:
     MPORT_TRACES_FILE is; nothing otherwise."""
     exporters: list[SpanExporter] = []
     wanted = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        f"{base.rstrip('/')}/v1/traces" if base else None
+    )
     if endpoint and wanted != "none":
         # Imported only when used: the exporter pulls in protobuf.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporters.append(OTLPSpanExporter())  # reads the endpoint, headers and timeout itself
+        # Headers, timeout and compression it reads from OTEL_EXPORTER_OTLP_* itself.
+        exporters.append(OTLPSpanExporter(endpoint=endpoint))
     path = environ.get(TRACES_FILE_ENV)
     if path:
         exporters.append(_jsonl_exporter(open(path, "a", encoding="utf-8")))  # noqa: SIM115 - lives as long as the process
@@ -67,14 +71,12 @@ def tracer_provider(*, service: str, environ: Mapping[str, str]) -> TracerProvid
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: environ.get("OTEL_SERVICE_NAME") or service})
     )
-    exporters = span_exporters(environ)
-    if exporters:
-        provider.add_span_processor(_RedactQueries())  # first: before any exporter sees a span
-    for exporter in exporters:
+    for exporter in span_exporters(environ):
         if isinstance(exporter, ConsoleSpanExporter):
-            provider.add_span_processor(SimpleSpanProcessor(exporter))  # a span is on file when it ends
+            # A span is on file as soon as it ends (for a developer, or a test, reading along).
+            provider.add_span_processor(SimpleSpanProcessor(_RedactQueries(exporter)))
         else:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(BatchSpanProcessor(_RedactQueries(exporter)))
     return provider
 
 
@@ -106,22 +108,53 @@ _QUERY_VALUE = re.compile(r"=[^&#]*")
 _URL_KEYS = ("http.url", "url.full", "http.target", "url.query")
 
 
-class _RedactQueries(SpanProcessor):
+class _RedactQueries(SpanExporter):
     """Query strings never leave the process: they carry secrets here (Kannel's sendsms takes its
     password and the SMS text, the one-time code, as parameters; the dlr-url and the OIDC callback
-    carry a token and a code). Keeps the parameter names, drops their values."""
+    carry a token and a code). Keeps the parameter names, drops their values. At export, since
+    the instrumentations set these attributes both when a span starts and after."""
 
-    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
-        attributes = span.attributes or {}
-        for key in _URL_KEYS:
-            value = attributes.get(key)
-            if isinstance(value, str) and ("?" in value or key == "url.query"):
-                head, _, query = value.rpartition("?") if key != "url.query" else ("", "", value)
-                redacted = _QUERY_VALUE.sub("=[redacted]", query)
-                span.set_attribute(key, f"{head}?{redacted}" if key != "url.query" else redacted)
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
 
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export([_without_queries(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+def _without_queries(span: ReadableSpan) -> ReadableSpan:
+    attributes = span.attributes or {}
+    if not any(key in attributes for key in _URL_KEYS):
+        return span
+    cleaned = dict(attributes)
+    for key in _URL_KEYS:
+        value = cleaned.get(key)
+        if not isinstance(value, str):
+            continue
+        if key == "url.query":
+            cleaned[key] = _QUERY_VALUE.sub("=[redacted]", value)
+        elif "?" in value:
+            head, _, query = value.partition("?")
+            cleaned[key] = f"{head}?{_QUERY_VALUE.sub('=[redacted]', query)}"
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=cleaned,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 # ---- traceparent <-> OpenTelemetry context -------------------------------------------------------
