@@ -14,7 +14,13 @@ import pytest
 import structlog
 from fastapi import FastAPI
 from mport_shared.logging import add_trace_context
-from mport_shared.tracing import span_exporters, tracer_provider
+from mport_shared.tracing import (
+    current_traceparent,
+    instrument_app,
+    span_exporters,
+    trace_id_of,
+    tracer_provider,
+)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -119,3 +125,24 @@ def test_log_lines_carry_the_trace_and_span_of_the_work_in_hand() -> None:
     assert line == {"event": "hello", "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
     assert add_trace_context(None, "info", {"event": "outside"}) == {"event": "outside"}
     assert structlog.contextvars.get_contextvars().get("trace_id") is None
+
+
+async def test_with_tracing_off_a_request_still_carries_its_callers_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No server span is recorded, but the request's log lines and events carry the trace id."""
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "MPORT_TRACES_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    app = FastAPI()
+
+    @app.get("/seen")
+    async def seen() -> dict[str, object]:
+        return {"log": dict(add_trace_context(None, "info", {})), "event": current_traceparent()}
+
+    instrument_app(app)
+    assert not any(m.cls.__module__.startswith("opentelemetry") for m in app.user_middleware)
+    incoming = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        answer = (await client.get("/seen", headers={"traceparent": incoming})).json()
+    assert answer["log"]["trace_id"] == "ab" * 16
+    assert trace_id_of(answer["event"]) == "ab" * 16

@@ -148,8 +148,6 @@ def create_app(
     app.state.clock = clock
     app.state.code_keeper = code_keeper
     app.state.payroll = PayrollWorkerClient(payroll_http)
-    # A server span per request, outermost, so every middleware's answer is in it.
-    instrument_app(app)
     install_problem_handlers(app)
     install_page_errors(app)
     install_rate_limits(app, settings)
@@ -172,6 +170,8 @@ def create_app(
     app.add_middleware(
         SecurityHeadersMiddleware, hsts=None if settings.is_local else hsts_value(settings.hsts_max_age_s)
     )
+    # A span per request around all of the above, so every middleware's answer is in it.
+    instrument_app(app)
     for router in (
         auth_router,
         oidc_router,
