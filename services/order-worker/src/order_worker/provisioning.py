@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mport_shared.events import Envelope, EventPayload, OrderPlaced, OrderSnapshot
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import PermanentFailure
-from mport_shared.tracing import current_traceparent
+from mport_shared.tracing import continued, current_traceparent
 
 from order_worker import metrics
 from order_worker.adapters.carrier import (
@@ -114,13 +114,15 @@ class OrderProvisioning:
             self.on_notice_ready(waiting)
 
     async def check(self, stored: Stored) -> None:
-        """The due check of an open order (under its lease): submit again, or look it up."""
+        """The due check of an open order (under its lease): submit again, or look it up. Its
+        carrier calls join the order's trace."""
         provisioning = stored.provisioning
-        if provisioning.phase is Phase.SUBMITTING:
-            seen = await self._submit_in_time(provisioning)
-        else:
-            assert provisioning.carrier_order_id is not None
-            seen = await self._look(provisioning.carrier_order_id)
+        with continued(stored.traceparent):
+            if provisioning.phase is Phase.SUBMITTING:
+                seen = await self._submit_in_time(provisioning)
+            else:
+                assert provisioning.carrier_order_id is not None
+                seen = await self._look(provisioning.carrier_order_id)
         await self._record(stored, seen, scheduled=True)
 
     async def on_notice(self, notice: StateChangeNotice) -> None:
