@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.events import Billing, Envelope, EventPayload, envelop
 from mport_shared.testing import MakeDatabase
+from mport_shared.tracing import continued, trace_id_of
 from payroll_worker.api import internal_api
 from payroll_worker.models import DeductionLineRow, ServiceRow, tables
 from payroll_worker.payroll import Payroll
@@ -291,6 +292,24 @@ async def test_events_arriving_together_share_one_transaction_and_each_gets_its_
     assert commits < 5  # 20 events, decided together (one transaction each would be 20)
     assert sorted(r.order_id for r in await line_rows(payroll)) == sorted(str(o.order_id) for o in orders)
     assert len(await outbox(payroll)) == 20
+
+
+async def test_events_decided_in_one_batch_each_stay_in_their_own_trace(payroll: Payroll) -> None:
+    """The batch runs in the first event's context; each line's event still joins its own order's
+    trace (the trace test of tests/e2e follows one order through the payroll-worker)."""
+    orders = [snapshot(employee_id=uuid.uuid4(), employee_number=str(3000 + i)) for i in range(5)]
+    traces = {str(o.order_id): f"{i + 1:032x}" for i, o in enumerate(orders)}
+
+    async def handle(order: Any) -> None:
+        with continued(f"00-{traces[str(order.order_id)]}-{1:016x}-01"):
+            await payroll.on_order_completed(wrap(completed(order, DEC_1)))
+
+    await asyncio.gather(*(handle(o) for o in orders))
+    events = await outbox(payroll)
+    assert len(events) == 5
+    for body in events:
+        line = body["data"]["line"]  # type: ignore[index]
+        assert trace_id_of(str(body["traceparent"])) == traces[line["order_id"]]
 
 
 async def test_in_one_batch_an_employees_events_are_decided_in_order_and_a_copy_adds_nothing(

@@ -14,6 +14,7 @@ from mport_shared.events import Envelope, EventPayload, OrderCompleted, OrderFai
 from mport_shared.logging import get_logger
 from mport_shared.messaging.consumer import PermanentFailure
 from mport_shared.messaging.inbox import claim_messages
+from mport_shared.tracing import current_traceparent
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payroll_worker import domain, exports, store
@@ -87,7 +88,9 @@ class Payroll:
         await self._handle(envelope, event, what="order failed")
 
     async def _handle(self, envelope: Envelope[EventPayload], event: OrderEvent, *, what: str) -> None:
-        outcome = await self._decide(envelope)
+        # Decided in a batch with other events: each carries its handler's span, so the events
+        # of its lines join its own trace, not that of the batch's first event.
+        outcome = await self._decide(envelope.model_copy(update={"traceparent": current_traceparent()}))
         if isinstance(outcome, Exception):
             raise outcome
         if outcome is None:
@@ -152,7 +155,12 @@ class Payroll:
                     )
                     outcomes[envelope.id] = changes
                     writes.append(
-                        store.Write(changes, event.order.company_id, correlation_id=str(event.order.order_id))
+                        store.Write(
+                            changes,
+                            event.order.company_id,
+                            correlation_id=str(event.order.order_id),
+                            traceparent=envelope.traceparent,
+                        )
                     )
                 await store.write(session, writes)
         return [outcomes.pop(e.id, None) for e in envelopes]

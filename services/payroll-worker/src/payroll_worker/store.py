@@ -15,12 +15,14 @@ from mport_shared.db import insert_if_absent
 from mport_shared.events import (
     DeductionLine,
     DeductionLineKind,
+    Envelope,
     EventPayload,
     PayrollDeductionRecorded,
     PayrollDeductionReversed,
     envelop,
 )
 from mport_shared.messaging.outbox import add_all_to_outbox
+from mport_shared.tracing import continued
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -159,6 +161,7 @@ class Write:
     changes: Changes
     company_id: uuid.UUID
     correlation_id: str
+    traceparent: str | None = None  # the trace its events join
 
 
 async def write(session: AsyncSession, writes: Sequence[Write], *, now: datetime | None = None) -> None:
@@ -171,18 +174,17 @@ async def write(session: AsyncSession, writes: Sequence[Write], *, now: datetime
         await add_all_to_outbox(
             session,
             tables.outbox,
-            [
-                envelop(
-                    _event_of(r, now),
-                    source=SOURCE,
-                    correlation_id=w.correlation_id,
-                    subject=str(r.line.line_id),
-                )
-                for w, r in new_lines
-            ],
+            [_envelope(w, r, now) for w, r in new_lines],
         )
     for w in writes:
         await _write_marks(session, w.changes, company_id=w.company_id, now=now)
+
+
+def _envelope(w: Write, r: RecordedLine, now: datetime) -> Envelope[EventPayload]:
+    with continued(w.traceparent):
+        return envelop(
+            _event_of(r, now), source=SOURCE, correlation_id=w.correlation_id, subject=str(r.line.line_id)
+        )
 
 
 async def _write_marks(
