@@ -78,9 +78,9 @@ def tracer_provider(*, service: str, environ: Mapping[str, str]) -> TracerProvid
     exporters = span_exporters(environ)
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: environ.get("OTEL_SERVICE_NAME") or service}),
-        # With nowhere to send them, spans are not recorded at all: a span then costs its two ids
-        # (a few microseconds) instead of a recorded span's tens. None: OTEL_TRACES_SAMPLER's
-        # choice, parent-based and always on by default.
+        # With nowhere to send them, spans are not recorded at all: a span then costs its ids and
+        # context, about half a recorded one (13-25 us against 30-60 us here, on a busy machine).
+        # None: OTEL_TRACES_SAMPLER's choice, parent-based and always on by default.
         sampler=None if exporters else ALWAYS_OFF,
     )
     for exporter in exporters:
