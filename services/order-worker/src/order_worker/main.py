@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import secrets
 from contextlib import AsyncExitStack
 
@@ -13,7 +14,7 @@ from mport_shared.events import OrderPlaced
 from mport_shared.messaging.topology import ORDER_WORKER
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
-from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+from mport_shared.tracing import tracing_on
 
 from order_worker.adapters.carrier import Carrier, Tmf622Carrier
 from order_worker.domain import Schedule
@@ -72,8 +73,7 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
                 aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=settings.carrier_max_connections),
                     timeout=aiohttp.ClientTimeout(total=settings.carrier_timeout_s),
-                    # A client span per TMF622 call, with the traceparent in its headers.
-                    trace_configs=[create_trace_config()],
+                    trace_configs=_carrier_trace_configs(),
                 )
             )
             provisioning.carrier = Tmf622Carrier(session, settings.carrier_base_url)
@@ -114,6 +114,16 @@ def create_app(settings: OrderWorkerSettings, *, carrier: Carrier | None = None)
     )
     app.state.provisioning = provisioning
     return app
+
+
+def _carrier_trace_configs() -> list[aiohttp.TraceConfig]:
+    """A client span per TMF622 call, with the traceparent in its headers, when tracing is on
+    (off, neither the import nor the cost per call)."""
+    if not tracing_on(os.environ):
+        return []
+    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+    return [create_trace_config()]
 
 
 def _unset_carrier() -> Carrier:

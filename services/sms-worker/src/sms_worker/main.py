@@ -5,6 +5,7 @@ for the portal. Its table `sms_deliveries` records each SMS (never its code)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from contextlib import AsyncExitStack
 
@@ -15,7 +16,7 @@ from mport_shared.events import VerificationRequested
 from mport_shared.messaging.topology import SMS_WORKER
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from mport_shared.tracing import tracing_on
 from pydantic import SecretStr
 
 from sms_worker.adapters.gateway import DlrUrl, KannelGateway, SmsGateway
@@ -51,9 +52,12 @@ def create_app(settings: SmsWorkerSettings, *, gateway: SmsGateway | None = None
                 # No proxy from the environment: the gateway is reached directly.
                 httpx.AsyncClient(timeout=settings.sms_gateway_timeout_s, trust_env=False)
             )
-            # A client span per sendsms, with the traceparent in its headers (its query, which
-            # holds the password and the code, is redacted from the span: mport_shared.tracing).
-            HTTPXClientInstrumentor.instrument_client(client)
+            if tracing_on(os.environ):
+                # A client span per sendsms, with the traceparent in its headers (its query, which
+                # holds the password and the code, is redacted from the span: mport_shared.tracing).
+                from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+                HTTPXClientInstrumentor.instrument_client(client)
             sending.gateway = KannelGateway(
                 client,
                 url=settings.sms_gateway_url,
