@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -27,6 +27,11 @@ from mport_shared.messaging.publisher import Publisher
 from mport_shared.messaging.tables import MessagingTables, messaging_tables
 from mport_shared.messaging.topology import EXCHANGE, ServiceQueue, declare_all, declare_exchange
 from mport_shared.testing import MakeDatabase, TcpProxy, proxied_url, wait_for
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import MetaData, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -414,3 +419,89 @@ async def test_an_operator_lists_replays_and_purges_dead_letters(
     assert await ops.dead_letters(amqp_url, [queue]) == []
     assert second.data.order_id not in handled  # type: ignore[attr-defined]
     await consumer.stop(grace_s=1)
+
+
+class _WhileOn(SpanProcessor):
+    """Passes finished spans on only while a test listens (the tracer provider is the process's)."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self.inner = inner
+        self.on = False
+
+    def on_start(self, span: object, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.on:
+            self.inner.on_end(span)
+
+
+_LISTENER: _WhileOn | None = None
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """An in-memory exporter behind the process's tracer provider (set once per process)."""
+    global _LISTENER
+    exporter = InMemorySpanExporter()
+    if _LISTENER is None:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
+        _LISTENER = _WhileOn(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(_LISTENER)
+    _LISTENER.inner = SimpleSpanProcessor(exporter)
+    _LISTENER.on = True
+    yield exporter
+    _LISTENER.on = False
+
+
+async def test_a_consumers_span_continues_the_outbox_write_of_its_event(
+    db: Db, broker: AbstractRobustConnection, spans: InMemorySpanExporter
+) -> None:
+    """The trace of one event in one process, with an in-memory exporter; tests/e2e/test_trace.py
+    follows an order across the real service processes."""
+    queue = ServiceQueue("it-traced", (OrderSubmitted.event_type,))
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope[EventPayload]) -> None:
+        handled.append(envelope.id)
+
+    consumer = Consumer(
+        channel=await confirming_channel(broker), queue=queue,
+        handlers={OrderSubmitted.event_type: handler}, retry_delays_ms=(300,), prefetch=1,
+    )  # fmt: skip
+    await consumer.start()
+    relay = await _relay(db, broker)
+    with trace.get_tracer("test").start_as_current_span("request"):
+        event = _event()
+        async with db.sessions() as session, session.begin():
+            await add_to_outbox(session, db.tables.outbox, event)
+    assert await relay.publish_pending() == 1
+
+    async def done() -> bool:
+        return handled == [event.id]
+
+    await wait_for(done, timeout_s=10, what="the event to be handled")
+    await consumer.stop(grace_s=1)
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    request, created = finished["request"], finished[f"create {event.type}"]
+    published, processed = finished[f"publish {event.type}"], finished[f"process {event.type}"]
+    handling = finished[f"handle {event.type}"]
+
+    def parent(span: ReadableSpan) -> int | None:
+        return span.parent.span_id if span.parent is not None else None
+
+    assert parent(created) == request.context.span_id
+    assert parent(published) == created.context.span_id
+    # Across the broker: the consumer's span is a child of the outbox write's, from the traceparent.
+    assert parent(processed) == created.context.span_id
+    assert processed.parent is not None
+    assert processed.parent.is_remote
+    assert parent(handling) == processed.context.span_id
+    assert {s.context.trace_id for s in (request, created, published, processed, handling)} == {
+        request.context.trace_id
+    }
+    assert processed.kind is trace.SpanKind.CONSUMER
+    assert (processed.attributes or {})["messaging.message.id"] == event.id
