@@ -127,3 +127,18 @@ def test_every_service_gets_the_runs_one_ops_token_and_mport_ops_finds_it_in_the
     found = endpoints({"MPORT_VAR_DIR": str(tmp_path)})
     assert found.token == run.ops_api_token
     assert found.urls == {n: f"http://127.0.0.1:{PORTS[n]}" for n in SERVICES}
+
+
+def test_make_run_finds_the_broker_at_any_node_amqp_url_lists() -> None:
+    import socket
+
+    from mport_shared.devstack import _broker_answers, free_port
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        up = listening.getsockname()[1]
+        assert _broker_answers(f"amqp://g:g@127.0.0.1:{free_port()},127.0.0.1:{up}/")
+        assert not _broker_answers(f"amqp://g:g@127.0.0.1:{free_port()}/")
+    with pytest.raises(SystemExit, match="AMQP_URL: an empty host"):
+        _broker_answers("amqp://g:hunter2@h1,,h2/")

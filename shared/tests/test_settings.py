@@ -24,6 +24,23 @@ def test_bad_values_stop_the_service_naming_each_variable(
     assert "PREFETCH" in message
 
 
+def test_an_amqp_url_that_names_no_broker_stops_the_service_without_showing_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://mport:hunter2@rabbit-0:5672,,rabbit-2:5672/mport")
+    with pytest.raises(SystemExit):
+        load_settings(ExampleSettings)
+    message = capsys.readouterr().err
+    assert "AMQP_URL" in message
+    assert "an empty host" in message
+    assert "hunter2" not in message
+
+
+def test_amqp_url_may_list_a_clusters_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://u:p@rabbit-0:5672,rabbit-1:5672,rabbit-2:5672/v")
+    assert load_settings(ExampleSettings).amqp_url == "amqp://u:p@rabbit-0:5672,rabbit-1:5672,rabbit-2:5672/v"
+
+
 def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RETRY_DELAYS_MS", "[100, 200]")
     monkeypatch.setenv("AMQP_URL", "amqp://u:p@broker:5672/v")

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 import httpx
+
+from mport_shared.messaging.connection import BrokerAddressError, broker_addresses
 
 CARRIER_PATH = "/tmf-api/productOrderingManagement/v5"
 # Stand-ins for the systems outside mPort; stopped after the services that call them.
@@ -432,12 +433,18 @@ def free_port() -> int:
 
 
 def _broker_answers(amqp_url: str) -> bool:
-    parts = urlsplit(amqp_url)
+    """True when a node AMQP_URL names (one, or any of a cluster's) accepts a connection."""
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), timeout=2):
-            return True
-    except OSError:
-        return False
+        addresses = broker_addresses(amqp_url)
+    except BrokerAddressError as exc:
+        raise SystemExit(f"AMQP_URL: {exc}") from None
+    for address in addresses:
+        try:
+            with socket.create_connection((address.host or "127.0.0.1", address.port or 5672), timeout=2):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def ensure_broker(amqp_url: str) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mport_shared.messaging.connection import broker_addresses
 
 
 class ServiceSettings(BaseSettings):
@@ -14,6 +16,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
+    # One broker, or a cluster's nodes: amqp://user:pass@node1:5672,node2:5672,node3:5672/vhost.
     amqp_url: str = Field(default="amqp://guest:guest@127.0.0.1:5672/")
     database_url: str
     # Connections kept open to PostgreSQL, and how many more a burst may open. An extra one is
@@ -39,6 +42,12 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     # The bearer token of the /ops endpoints `mport-ops outbox` and `stuck` call; unset: no /ops.
     ops_api_token: SecretStr | None = None
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _names_brokers(cls, value: str) -> str:
+        broker_addresses(value)  # its error says what is wrong, never with the password
+        return value
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
