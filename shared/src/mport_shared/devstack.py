@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -264,6 +265,21 @@ class Stack:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2)
         path.chmod(0o600)
+
+    def add_replica(self, name: str) -> str:
+        """One more process of service `name`, as a scaled-out Deployment has: the same settings and
+        database, an HTTP port of its own. Returns its name (`order-worker-2`, …) for start(),
+        stop(), kill() and url()."""
+        spec = self.specs[name]
+        if name in SIMULATORS:
+            raise ValueError(f"{name} is a simulator; only services run as replicas")
+        number = 2
+        while f"{name}-{number}" in self.specs:
+            number += 1
+        replica, port = f"{name}-{number}", free_port()
+        env = {**spec.env, "HTTP_PORT": str(port)}
+        self.specs[replica] = dataclasses.replace(spec, name=replica, port=port, env=env, migrate=False)
+        return replica
 
     async def prepare(self, *names: str, seed_demo: bool = True) -> None:
         """Migrate the services' databases (all when none are named) and seed the portal's."""

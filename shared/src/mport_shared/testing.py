@@ -27,6 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from mport_shared.devstack import Stack
+    from mport_shared.testing_cluster import RabbitCluster
 
 from mport_shared.db import migrate
 
@@ -146,6 +147,23 @@ def amqp_url(rabbit_server: RabbitServer) -> Iterator[str]:
         yield rabbit_server.vhost_url(vhost)
     finally:
         rabbit_server.delete_vhost(vhost)
+
+
+@pytest.fixture
+async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
+    """A three-node RabbitMQ cluster of this test's own, on loopback ports of its own (see
+    mport_shared.testing_cluster), torn down afterwards; skipped where no local RabbitMQ
+    installation can run one."""
+    from mport_shared.testing_cluster import RabbitCluster, unavailable_reason
+
+    if (reason := unavailable_reason()) is not None:
+        pytest.skip(f"no RabbitMQ cluster here: {reason}")
+    cluster = RabbitCluster(size=3)
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.close()
 
 
 @pytest.fixture(scope="session")

@@ -118,8 +118,11 @@ class FailoverConnection(RobustConnection):
         # Called for a failed attempt as for a dropped connection, before the next attempt starts:
         # that attempt, and the reconnection after a drop, go to the next node.
         if len(self.addresses) > 1 and not (self.is_closed or self.close_called):
+            left = self.addresses[self._next]
             self._next = (self._next + 1) % len(self.addresses)
             self.url = self.addresses[self._next]
+            # aio-pika's own line about this attempt names the address it goes to next.
+            log.warning("broker node lost or unreachable", node=shown(left), next_node=shown(self.url))
         await super()._on_connection_close(closing)
 
 
