@@ -37,7 +37,7 @@ bench: install ## measure throughput and latency; prints figures and writes benc
 
 definitions: install ## regenerate deploy/rabbitmq/definitions.json from the topology in code
 	$(UV) run --frozen python -m mport_shared.messaging.topology > deploy/rabbitmq/definitions.json
-	cp deploy/rabbitmq/definitions.json deploy/kubernetes/rabbitmq/definitions.json  # kustomize needs its own copy
+	cp deploy/rabbitmq/definitions.json deploy/kubernetes/base/rabbitmq/definitions.json  # kustomize needs its own copy
 
 schemas: install ## regenerate the events' JSON Schemas and AsyncAPI document under docs/events/
 	$(UV) run --frozen python -m mport_shared.schemas docs/events
