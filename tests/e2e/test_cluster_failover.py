@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -69,15 +70,19 @@ async def test_two_order_workers_on_a_cluster_complete_every_order_once_when_the
         )
         second_worker = stack.add_replica("order-worker")
         try:
-            await stack.seed_portal()
-            await stack.start("carrier-simulator", "order-worker", second_worker, "portal-api", timeout_s=120)
-            await _wait_for_consumers(cluster, 2, what="both order-workers to consume")
+            # The workers start while the portal's database is seeded (they need only the broker).
+            await asyncio.gather(
+                stack.seed_portal(),
+                stack.start("carrier-simulator", "order-worker", second_worker, timeout_s=120),
+            )
+            await stack.start("portal-api", timeout_s=120)
             orders = await _place_orders_and_stop_the_leader_midway(stack, cluster, leader)
             await _wait_until_quiet(cluster, databases)
-            queue = await cluster.queue(ORDER_WORKER.name)
+            queue = await _wait_for_consumers(
+                cluster, 2, what="both order-workers to consume again, on other nodes"
+            )
             assert queue["leader"] != leader.name
             assert leader.name not in queue["online"]
-            await _wait_for_consumers(cluster, 2, what="both order-workers to consume again, on other nodes")
             async with httpx.AsyncClient(timeout=5) as client:
                 for name in ("portal-api", "order-worker", second_worker):
                     assert (await client.get(f"{stack.url(name)}/readyz")).status_code == 200, name
@@ -125,7 +130,10 @@ async def _place_orders_and_stop_the_leader_midway(
         async def some_completed() -> bool:
             return await completed() >= 3
 
+        # Both workers consume before the stop (the broker's count lags: checked while orders go in).
+        consuming = asyncio.create_task(_wait_for_consumers(cluster, 2, what="both order-workers to consume"))
         await place(BEFORE)
+        await consuming
         await wait_for(some_completed, timeout_s=60, interval_s=0.1, what="the first orders to complete")
         assert await completed() < BEFORE, "every order was done before the stop: none was in flight"
         stopping = asyncio.create_task(cluster.stop_node(leader))
@@ -140,12 +148,17 @@ async def _place_orders_and_stop_the_leader_midway(
     return placed
 
 
-async def _wait_for_consumers(cluster: RabbitCluster, count: int, *, what: str) -> None:
-    # The broker's statistics, which lag a few seconds (a quorum queue's declare-ok says 0).
+async def _wait_for_consumers(cluster: RabbitCluster, count: int, *, what: str) -> dict[str, Any]:
+    """Until the order-worker queue has `count` consumers; returns what the cluster says of it.
+    The broker's statistics, which lag a few seconds (a quorum queue's declare-ok says 0)."""
+    queue: dict[str, Any] = {}
+
     async def attached() -> bool:
-        return int((await cluster.queue(ORDER_WORKER.name))["consumers"]) == count
+        queue.update(await cluster.queue(ORDER_WORKER.name))
+        return int(queue["consumers"]) == count
 
     await wait_for(attached, timeout_s=30, interval_s=0.5, what=what)
+    return queue
 
 
 async def _wait_until_quiet(cluster: RabbitCluster, databases: dict[str, str]) -> None:
