@@ -154,13 +154,25 @@ async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
     """A three-node RabbitMQ cluster of this test's own, on loopback ports of its own (see
     mport_shared.testing_cluster), torn down afterwards; skipped where no local RabbitMQ
     installation can run one."""
-    from mport_shared.testing_cluster import RabbitCluster, unavailable_reason
+    from mport_shared.testing_cluster import ClusterError, RabbitCluster, unavailable_reason
 
     if (reason := unavailable_reason()) is not None:
         pytest.skip(f"no RabbitMQ cluster here: {reason}")
-    cluster = RabbitCluster(size=3)
+    # A second try with new ports and names: on a shared machine another process may take a port
+    # between its choice and the node's start. A second failure is the test's error.
+    for attempt in (1, 2):
+        cluster = RabbitCluster(size=3)
+        try:
+            await cluster.start()
+            break
+        except ClusterError:
+            await cluster.close()
+            if attempt == 2:
+                raise
+        except BaseException:
+            await cluster.close()
+            raise
     try:
-        await cluster.start()
         yield cluster
     finally:
         await cluster.close()

@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import tempfile
 import time
 import uuid
@@ -25,24 +24,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mport_shared.devstack import free_port
+
 USER = "rabbitmq"
 _SERVER = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server")
 _CTL = ("/usr/sbin/rabbitmqctl", "rabbitmqctl")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _program(candidates: Sequence[str]) -> str | None:
     for candidate in candidates:
-        found = candidate if os.path.isabs(candidate) and os.access(candidate, os.X_OK) else None
-        found = found or (shutil.which(candidate) if not os.path.isabs(candidate) else None)
-        if found:
-            return found
+        path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
+        if path and os.access(path, os.X_OK):
+            return path
     return None
 
 
@@ -113,7 +106,7 @@ class RabbitCluster:
         self.root = Path(tempfile.mkdtemp(prefix=f"mport-rabbit-cluster-{run}-"))
         for index in range(1, self.size + 1):
             home = self.root / f"node{index}"
-            self.nodes.append(RabbitNode(f"mport-{run}-{index}@localhost", _free_port(), _free_port(), home))
+            self.nodes.append(RabbitNode(f"mport-{run}-{index}@localhost", free_port(), free_port(), home))
         for node in self.nodes:
             _write_node_files(node)
         _chown_tree(self.root, account.pw_uid, account.pw_gid)
