@@ -78,3 +78,17 @@ def test_a_node_is_logged_without_its_password() -> None:
     [address] = broker_addresses("amqp://mport:hunter2@rabbit-0:5672/mport")
     assert shown(address) == "amqp://mport:******@rabbit-0:5672/mport"
     assert "hunter2" not in shown(address)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://ops:s3cret@rabbit-0:5672,rabbit-1:5672,rabbit-2:5672/mport",
+        "amqp://ops:s3cret@rabbit-0:5672/mport, amqp://ops:s3cret@rabbit-1:5672/mport",
+    ],
+)
+def test_mport_ops_asks_the_management_api_about_the_vhost_of_a_node_list(url: str) -> None:
+    from mport_shared.ops.broker import vhost_and_auth
+
+    assert vhost_and_auth(url) == ("mport", ("ops", "s3cret"))
+    assert vhost_and_auth("amqp://guest:guest@127.0.0.1:5672/") == ("/", ("guest", "guest"))

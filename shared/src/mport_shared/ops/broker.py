@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from mport_shared.messaging.connection import broker_addresses
 from mport_shared.messaging.topology import DELIVERY_LIMIT, delivery_limit_policies
 
 
 def vhost_and_auth(amqp_url: str) -> tuple[str, tuple[str, str]]:
     """The vhost and credentials in an AMQP URL (the first address, if it lists several)."""
-    parts = urlsplit(amqp_url.split(",")[0] if "://" in amqp_url.split(",")[0] else amqp_url)
-    vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
-    return vhost, (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    first = broker_addresses(amqp_url)[0]  # every spelling of a node list shares one vhost
+    vhost = first.path[1:] if first.path not in ("", "/") else "/"
+    return vhost, (first.user or "guest", first.password or "guest")
 
 
 def queue_figures(api_url: str, amqp_url: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import aiormq
 import httpx
 
+from mport_shared.messaging.connection import BrokerAddressError
 from mport_shared.messaging.topology import EXTERNAL_QUEUES, SERVICE_QUEUES, ServiceQueue
 from mport_shared.ops import dead_letters as dl
 from mport_shared.ops.broker import queue_figures
@@ -129,6 +130,8 @@ class Context:
     def broker(self, coroutine: Any) -> Any:
         try:
             return asyncio.run(coroutine)
+        except BrokerAddressError as exc:
+            raise OpsError(f"AMQP_URL: {exc}", exit_code=2) from None
         except aiormq.exceptions.ChannelAccessRefused as exc:
             raise OpsError(
                 f"the broker at {_where(self.amqp_url)} refused access ({exc})", exit_code=3
@@ -144,6 +147,8 @@ class Context:
 def cmd_queues(ctx: Context) -> int:
     try:
         rows = queue_figures(ctx.api_url, ctx.amqp_url)
+    except BrokerAddressError as exc:
+        raise OpsError(f"AMQP_URL: {exc}", exit_code=2) from None
     except httpx.HTTPStatusError as exc:
         raise OpsError(
             f"the management API at {ctx.api_url} answered {exc.response.status_code}", exit_code=3
