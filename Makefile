@@ -17,8 +17,12 @@ install: ## install uv if missing, then every workspace package (uv sync)
 run: install ## start the whole system: portal on :8000, workers, simulators, demo data (Ctrl-C stops)
 	$(UV) run --frozen python -m mport_shared.devstack
 
+# Tests run in parallel, one worker per core (pytest-xdist): most of their time is spent starting
+# processes and waiting on them. TEST_WORKERS=0 runs them in this process, one after the other.
+TEST_WORKERS ?= auto
+
 test: install ## run all tests (starts what they need; needs RabbitMQ and PostgreSQL, see README)
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install ## unit tests only (no broker, no database)
 	$(UV) run --frozen pytest -m "not integration and not e2e and not browser"
