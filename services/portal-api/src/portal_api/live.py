@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import anyio
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+)
 from fastapi import APIRouter, Request
 from mport_shared.events import (
     EventPayload,
@@ -234,11 +239,10 @@ class LiveFeed:
 
     hub: LiveHub
     units: SqlUnitsOfWork
-    queue_name: str = field(
-        default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    )
-    _channel: AbstractChannel | None = None
-    _queue: AbstractQueue | None = None
+    queue_prefix: str = field(default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}")
+    queue_name: str = ""  # the queue of the channel's current opening
+    _channel: AbstractRobustChannel | None = None
+    _queue: AbstractRobustQueue | None = None
     _consumer_tag: str | None = None
     # Messages are routed one at a time, in the order they came: a quick "completed" must not
     # overtake the "submitted" before it while that one waits for its database look-up.
@@ -246,22 +250,40 @@ class LiveFeed:
     _router: asyncio.Task[None] | None = None
 
     async def start(self, connection: AbstractRobustConnection) -> None:
-        # A robust channel re-declares the queue, its bindings and the consumer after a reconnect;
-        # the fixed name makes that the same queue again (the old one went with the connection).
-        self._channel = await connection.channel()
-        await self._channel.set_qos(prefetch_count=STREAM_BUFFER)
+        channel = await connection.channel()
+        assert isinstance(channel, AbstractRobustChannel)
+        self._channel = channel
+        await channel.set_qos(prefetch_count=STREAM_BUFFER)
+        self._router = asyncio.create_task(self._route_in_order(), name="live-feed")
+        await self._declare_and_consume()
+        # After a reconnect the queue is declared anew under a new name, not restored by the robust
+        # channel under the old one: when the node it lived on was stopped, the old queue's record
+        # can outlive its node for a while, and re-declaring that name stalled the reconnect.
+        self._channel.reopen_callbacks.add(self._on_reopen)
+
+    async def _on_reopen(self, _channel: object) -> None:
+        try:
+            await self._declare_and_consume()
+        except Exception:
+            log.warning("the live order status feed could not be restored", exc_info=True)
+
+    async def _declare_and_consume(self) -> None:
+        assert self._channel is not None
+        self.queue_name = f"{self.queue_prefix}.{uuid.uuid4().hex[:8]}"
         exchange = await declare_exchange(self._channel)
-        self._queue = await self._channel.declare_queue(
+        queue = await self._channel.declare_queue(
             self.queue_name,
             durable=False,
             exclusive=True,
             auto_delete=True,
             arguments={"x-queue-type": "classic", "x-max-length": 10_000, "x-overflow": "drop-head"},
+            robust=False,
         )
+        assert isinstance(queue, AbstractRobustQueue)
+        self._queue = queue
         for key in STATUS_EVENTS:
-            await self._queue.bind(exchange, routing_key=key)
-        self._router = asyncio.create_task(self._route_in_order(), name="live-feed")
-        self._consumer_tag = await self._queue.consume(self._on_message)
+            await queue.bind(exchange, routing_key=key, robust=False)
+        self._consumer_tag = await queue.consume(self._on_message, robust=False)
         log.info("live order status feed started", queue=self.queue_name)
 
     async def stop(self) -> None:
