@@ -23,7 +23,14 @@ from mport_shared.messaging.tables import messaging_tables
 from mport_shared.messaging.topology import ServiceQueue, declare_service_queue
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import ServiceSettings
-from mport_shared.testing import MakeDatabase, RabbitServer, TcpProxy, proxied_url, wait_for
+from mport_shared.testing import (
+    MakeDatabase,
+    RabbitServer,
+    TcpProxy,
+    close_connections_named,
+    proxied_url,
+    wait_for,
+)
 from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, delete, insert
 
@@ -98,21 +105,7 @@ async def test_readyz_is_503_while_the_broker_has_closed_the_connection_or_cance
         assert await service.ready() == (200, {"database": "ok", "broker": "ok", "consumer": "ok"})
 
         # 1. The broker closes the service's connection (as an operator, or a node going away, does).
-        async def connections() -> list[str]:
-            listed = (await api.get(f"/vhosts/{quote(vhost, safe='')}/connections")).json()
-            return [
-                c["name"]
-                for c in listed
-                if c.get("client_properties", {}).get("connection_name") == service.runtime.name
-            ]
-
-        async def listed() -> bool:
-            return bool(await connections())
-
-        await wait_for(listed, what="the management API to list the connection")
-        for connection in await connections():
-            closed = await api.delete(f"/connections/{quote(connection, safe='')}")
-            assert closed.status_code == 204, closed.text
+        await close_connections_named(api, vhost, service.runtime.name)
 
         async def not_ready() -> bool:
             return (await service.ready())[0] == 503

@@ -12,7 +12,7 @@ import aio_pika
 import httpx
 import pytest
 from mport_shared.events import OrderSubmitted
-from mport_shared.testing import RabbitServer, wait_for
+from mport_shared.testing import RabbitServer, close_connections_named, wait_for
 
 from .conftest import Portal, place_order, publish, sign_in, worker_event
 from .test_pages import event_stream, served
@@ -46,18 +46,7 @@ async def test_the_live_feed_comes_back_under_a_new_name_when_its_old_one_is_sti
 
         # The broker drops the portal's connection; before the portal is back, the old queue name
         # is taken (exclusively, by another connection), as a record left on a stopped node keeps it.
-        async def portal_connections() -> list[str]:
-            listed = (await api.get(f"/vhosts/{quote(vhost, safe='')}/connections")).json()
-            return [
-                c["name"]
-                for c in listed
-                if c.get("client_properties", {}).get("connection_name") == "portal-api"
-            ]
-
-        await wait_for(portal_connections, what="the management API to list the portal's connection")
-        for connection in await portal_connections():
-            closed = await api.delete(f"/connections/{quote(connection, safe='')}")
-            assert closed.status_code == 204, closed.text
+        await close_connections_named(api, vhost, "portal-api")
 
         async def taken() -> bool:
             channel = await squatter.channel()

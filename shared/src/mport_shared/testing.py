@@ -336,6 +336,27 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
+async def close_connections_named(api: httpx.AsyncClient, vhost: str, connection_name: str) -> None:
+    """Have the broker close every connection of `vhost` named `connection_name` (as an operator,
+    or a node going away, does), once the management API `api` lists one."""
+
+    async def named() -> list[str]:
+        listed = (await api.get(f"/vhosts/{quote(vhost, safe='')}/connections")).json()
+        return [
+            c["name"]
+            for c in listed
+            if c.get("client_properties", {}).get("connection_name") == connection_name
+        ]
+
+    async def listed() -> bool:
+        return bool(await named())
+
+    await wait_for(listed, what=f"the management API to list the connection {connection_name}")
+    for connection in await named():
+        closed = await api.delete(f"/connections/{quote(connection, safe='')}")
+        assert closed.status_code == 204, closed.text
+
+
 SIMULATOR_NAMES = ("carrier-simulator", "sms-simulator", "identity-simulator")
 _MIGRATIONS = {
     "portal-api": "portal_api:migrations",
