@@ -80,6 +80,9 @@ MOVED_ELSEWHERE = {
     "mport_outbox_publish_failures_total": "shared/tests/test_readiness.py (an unroutable event)",
     "mport_carrier_notifications_total": "services/order-worker/tests/test_provisioning.py",
     "mport_sms_not_sent_total": "services/sms-worker/tests/test_sending.py (a number abroad)",
+    "mport_intake_held_total": "services/portal-api/tests/test_intake_gate.py (a worker behind)",
+    "mport_intake_refused_total": "services/portal-api/tests/test_intake_gate.py (a worker behind)",
+    "mport_intake_gate_closed": "services/portal-api/tests/test_intake_gate.py (a worker behind)",
 }
 
 

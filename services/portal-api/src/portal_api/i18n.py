@@ -220,6 +220,7 @@ _NB: dict[str, str] = {
     "problem.session": "Økten din er utløpt. Last inn siden på nytt og logg på igjen.",
     "problem.network": "Fikk ikke kontakt med mPort. Prøv igjen.",
     "problem.rate_limited": "Du har bestilt mye på kort tid. Vent {seconds} sekunder og prøv igjen.",
+    "problem.busy": "Mange bestiller akkurat nå. Ingenting er bestilt; prøv igjen om {seconds} sekunder.",
     "problem.generic": "Noe gikk galt: {detail}",
     "policy.title": "Bedriftens retningslinjer for mobilordningen",
     "policy.intro": (
@@ -667,6 +668,7 @@ _EN: dict[str, str] = {
     "problem.session": "Your session has expired. Reload the page and sign in again.",
     "problem.network": "Could not reach mPort. Please try again.",
     "problem.rate_limited": "You have ordered a lot in a short time. Wait {seconds} seconds and try again.",
+    "problem.busy": "Many are ordering right now. Nothing was ordered; try again in {seconds} seconds.",
     "problem.generic": "Something went wrong: {detail}",
     "policy.title": "The company's mobile policy",
     "policy.intro": (

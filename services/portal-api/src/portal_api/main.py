@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from mport_shared.http import instrument, operations_router, start_metrics_server
 from mport_shared.logging import configure_logging, get_logger
-from mport_shared.messaging.topology import PORTAL_API
+from mport_shared.messaging.topology import ORDER_WORKER, PORTAL_API
 from mport_shared.ops.api import ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
@@ -28,6 +28,7 @@ from portal_api.auth.oidc import router as oidc_router
 from portal_api.auth.sessions import Clock, purge_sessions, utc_now
 from portal_api.auth.views import router as auth_router
 from portal_api.catalog.views import router as catalog_router
+from portal_api.intake import IntakeGate, PipelineBacklog
 from portal_api.limits import BodyLimitMiddleware
 from portal_api.live import LiveFeed, LiveHub
 from portal_api.live import router as live_router
@@ -87,6 +88,17 @@ def create_app(
     )
     live_hub = LiveHub(max_per_employee=settings.max_event_streams_per_employee)
     live_feed = LiveFeed(hub=live_hub, units=units)
+    backlog: PipelineBacklog | None = None
+
+    async def read_backlog() -> dict[str, int]:
+        return await backlog() if backlog is not None else {}
+
+    intake_gate = IntakeGate(
+        read=read_backlog,
+        max_backlog=settings.intake_max_backlog,
+        wait_s=settings.intake_wait_s,
+        interval_s=settings.intake_check_interval_s,
+    )
     oidc_http: httpx.AsyncClient | None = None
     oidc: OidcClient | None = None
     if not settings.is_local and not settings.oidc_configured:
@@ -107,6 +119,16 @@ def create_app(
                 resources.callback(start_metrics_server(host=host, port=settings.metrics_port))
                 log.info("metrics served on a port of their own", host=host, port=settings.metrics_port)
             await runtime.start()
+            nonlocal backlog
+            assert runtime.connection is not None
+            assert runtime.relay is not None
+            backlog = PipelineBacklog(
+                connection=runtime.connection,
+                relay=runtime.relay,
+                queues=(ORDER_WORKER, PORTAL_API),
+                broker_connected=runtime.broker_ready,
+            )
+            intake_gate.start()
             purging = asyncio.create_task(
                 purge_sessions(runtime.sessions, policy=session_policy, clock=clock), name="session-purge"
             )
@@ -119,6 +141,8 @@ def create_app(
                 await live_feed.start(runtime.connection)
                 yield
             finally:
+                await intake_gate.stop()
+                await backlog.close()
                 for task in (purging, purging_codes):
                     task.cancel()
                     with suppress(asyncio.CancelledError):
@@ -143,6 +167,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.units = units
     app.state.live_hub = live_hub
+    app.state.intake_gate = intake_gate
     app.state.oidc = oidc
     app.state.session_policy = session_policy
     app.state.clock = clock

@@ -18,6 +18,16 @@ OLDEST_OPEN_ORDER_AGE = Gauge(
     "Age (since it was placed) of the oldest order still received or submitted, by status; 0 when none.",
     ["status"],
 )
+INTAKE_HELD = Counter(
+    "mport_intake_held_total", "New orders that waited for the order pipeline to catch up (intake.py)."
+)
+INTAKE_REFUSED = Counter(
+    "mport_intake_refused_total",
+    "New orders refused with 503 because the order pipeline stayed behind for INTAKE_WAIT_S.",
+)
+INTAKE_GATE_CLOSED = Gauge(
+    "mport_intake_gate_closed", "1 while new orders wait for the order pipeline to catch up, else 0."
+)
 VERIFICATION_CODES = Counter(
     "mport_verification_codes_total",
     "Verification codes asked for, by what the portal did (requested: a code goes out by SMS; "

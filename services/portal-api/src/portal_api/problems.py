@@ -47,6 +47,7 @@ BODY_TOO_LARGE = "request.body-too-large"
 INVALID_CURSOR = "request.invalid-cursor"
 RATE_LIMITED = "request.rate-limited"
 TOO_MANY_EVENT_STREAMS = "request.too-many-event-streams"
+PIPELINE_BUSY = "request.pipeline-busy"
 
 PROBLEM_TYPES: dict[str, ProblemType] = {
     ErrorCode.NOT_SIGNED_IN: ProblemType(
@@ -280,6 +281,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         about="The employee already has MAX_EVENT_STREAMS_PER_EMPLOYEE live status streams open "
         "(one per open page): close one, or try again after Retry-After seconds.",
     ),
+    PIPELINE_BUSY: ProblemType(
+        slug="pipeline-busy", status=503, title="Orders are being held back",
+        about="The order pipeline is behind (its queues or the portal's outbox hold more than "
+        "INTAKE_MAX_BACKLOG messages) and did not catch up within INTAKE_WAIT_S. Nothing was "
+        "stored: send the same request again after Retry-After seconds (also `retry_after_s`).",
+    ),
 }  # fmt: skip
 PROBLEM_TYPES_BY_SLUG = {kind.slug: kind for kind in PROBLEM_TYPES.values()}
 
@@ -386,7 +393,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc, request)
+        response = problem_response(exc, request)
+        retry_after_s = exc.extensions.get("retry_after_s")
+        if isinstance(retry_after_s, int):
+            response.headers["Retry-After"] = str(retry_after_s)
+        return response
 
     @app.exception_handler(DomainError)
     async def _refused(request: Request, exc: DomainError) -> JSONResponse:

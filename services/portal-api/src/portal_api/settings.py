@@ -98,6 +98,12 @@ class PortalSettings(ServiceSettings):
     payroll_worker_url: str = Field(default="http://127.0.0.1:8093", alias="PAYROLL_WORKER_URL")
     payroll_api_token: SecretStr = Field(default=SecretStr(""), alias="PAYROLL_API_TOKEN", repr=False)
     payroll_timeout_s: float = Field(default=10.0, gt=0, le=300, alias="PAYROLL_TIMEOUT_S")
+    # Admission control (intake.py): while the portal's outbox, or a queue of the order pipeline
+    # that has consumers, holds more than INTAKE_MAX_BACKLOG messages, a new order waits up to
+    # INTAKE_WAIT_S for it to catch up, then gets 503 with Retry-After. 0 turns it off.
+    intake_max_backlog: int = Field(default=100, ge=0, alias="INTAKE_MAX_BACKLOG")
+    intake_wait_s: float = Field(default=10.0, gt=0, le=60, alias="INTAKE_WAIT_S")
+    intake_check_interval_s: float = Field(default=0.25, gt=0, le=10, alias="INTAKE_CHECK_INTERVAL_S")
 
     @model_validator(mode="after")
     def _secret_outside_local(self) -> PortalSettings:

@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from portal_api.deps import SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
+from portal_api.intake import admit_order
 from portal_api.models import Order
 from portal_api.orders.domain import DeductionAcceptance, OrderStatus, details_problem, text_problem
 from portal_api.orders.listing import (
@@ -41,6 +42,7 @@ from portal_api.problems import (
     INVALID_CURSOR,
     INVALID_IDEMPOTENCY_KEY,
     INVALID_REQUEST,
+    PIPELINE_BUSY,
     RATE_LIMITED,
     Problem,
     problem_responses,
@@ -220,10 +222,11 @@ async def idempotency_key(
             IDEMPOTENCY_KEY_REQUIRED,
             INVALID_IDEMPOTENCY_KEY,
             BODY_TOO_LARGE,
+            PIPELINE_BUSY,
         ),
     },
     openapi_extra={"parameters": [_IDEMPOTENCY_KEY_DOC]},
-    dependencies=[Depends(limit_orders)],
+    dependencies=[Depends(limit_orders), Depends(admit_order)],
 )
 async def create_order(
     body: OrderRequest, who: SignedInEmployee, uow: Uow, key: Annotated[str, Depends(idempotency_key)]

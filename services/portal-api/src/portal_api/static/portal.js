@@ -494,6 +494,7 @@
     if (status === 401) return t("problem.session"); // e.g. a proxy's, without our type
     // Any 429 (too many orders, a proxy's): how long to wait is what the employee needs to know.
     if (status === 429) return t("problem.rate_limited", { seconds: problem.retry_after_s || 60 });
+    if (problemKind(problem) === "pipeline-busy") return t("problem.busy", { seconds: problem.retry_after_s || 10 });
     return t("problem.generic", { detail: problem.detail || status });
   }
 
