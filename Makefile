@@ -13,6 +13,10 @@ install: ## install uv if missing, then every workspace package (uv sync)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		{ echo "uv not found; installing it with pip"; python3 -m pip install --quiet uv; }
 	$(UV) sync --frozen
+	@# Bytecode for everything installed and our own code, once (later runs only check mtimes,
+	@# ~2 s): where PYTHONDONTWRITEBYTECODE is set, every process start otherwise compiles its
+	@# imports from source, ~3.5 s of CPU per service started (make run, make test, make bench).
+	@$(UV) run --frozen python -m compileall -q -j 0 .venv/lib shared/src services >/dev/null || true
 
 run: install ## start the whole system: portal on :8000, workers, simulators, demo data (Ctrl-C stops)
 	$(UV) run --frozen python -m mport_shared.devstack
