@@ -8,7 +8,16 @@ pytest_plugins = ["mport_shared.testing"]
 
 # The files that start whole systems take the longest: run first, they no longer leave one
 # parallel worker (pytest-xdist) busy with them at the end while the other sits idle.
-_SLOW_FIRST = ("tests/e2e/", "tests/browser/", "_browser.py", "test_worker.py", "test_supervision.py")
+_SLOW_FIRST = (
+    "tests/e2e/",
+    "tests/browser/",
+    "_browser.py",
+    "test_worker.py",
+    "test_supervision.py",
+    "order-worker/tests/test_provisioning.py",
+    "payroll-worker/tests/test_payroll.py",
+    "test_store_property.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
