@@ -52,18 +52,11 @@ async def order_worker_queue(amqp_url: str, *, consuming: bool) -> AsyncIterator
         yield queue
 
 
-async def closed(gate: Any) -> None:
-    async def is_closed() -> bool:
-        return not gate.is_open
+async def until(gate: Any, *, is_open: bool) -> None:
+    async def there() -> bool:
+        return bool(gate.is_open) is is_open
 
-    await wait_for(is_closed, what="the gate to close")
-
-
-async def opened(gate: Any) -> None:
-    async def is_open() -> bool:
-        return bool(gate.is_open)
-
-    await wait_for(is_open, what="the gate to open")
+    await wait_for(there, what=f"the gate to {'open' if is_open else 'close'}")
 
 
 async def post_order(client: Any, csrf: str, key: str) -> Any:
@@ -81,7 +74,7 @@ async def test_an_order_waits_while_the_order_worker_is_behind_and_goes_in_when_
     gate = portal.app.state.intake_gate
     async with portal.client() as kari, order_worker_queue(portal.amqp_url, consuming=True) as queue:
         csrf = await sign_in(kari, "kari.nordmann@demo.no")
-        await closed(gate)
+        await until(gate, is_open=False)
 
         assert REGISTRY.get_sample_value("mport_intake_gate_closed") == 1
         held_before = metrics.INTAKE_HELD._value.get()
@@ -102,7 +95,7 @@ async def test_an_order_held_back_for_too_long_is_refused_with_503_and_nothing_i
     gate = portal.app.state.intake_gate
     async with portal.client() as kari, order_worker_queue(portal.amqp_url, consuming=True) as queue:
         csrf = await sign_in(kari, "kari.nordmann@demo.no")
-        await closed(gate)
+        await until(gate, is_open=False)
         key = str(uuid.uuid4())
         refused_before = metrics.INTAKE_REFUSED._value.get()
 
@@ -118,7 +111,7 @@ async def test_an_order_held_back_for_too_long_is_refused_with_503_and_nothing_i
 
         # The same request again once the pipeline has caught up is simply the order.
         await queue.purge()
-        await opened(gate)
+        await until(gate, is_open=True)
         assert REGISTRY.get_sample_value("mport_intake_gate_closed") == 0
         accepted = await post_order(kari, csrf, key)
         assert accepted.status_code == 202, accepted.text

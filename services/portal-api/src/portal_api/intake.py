@@ -47,10 +47,9 @@ class PipelineBusy(Exception):
 
 @dataclass
 class IntakeGate:
-    """Open while every part of the pipeline is within `max_backlog` messages; `read` says how
-    far behind each part is, every `interval_s`. `max_backlog` 0 turns the gate off."""
+    """Open while every part of the pipeline is within `max_backlog` messages, as read every
+    `interval_s` once started. `max_backlog` 0 turns the gate off."""
 
-    read: Callable[[], Awaitable[Reading]]
     max_backlog: int = 100
     wait_s: float = 10.0
     interval_s: float = 0.25
@@ -92,9 +91,10 @@ class IntakeGate:
             INTAKE_GATE_CLOSED.set(0)
             log.info("order pipeline caught up; new orders go straight in")
 
-    def start(self) -> None:
+    def start(self, read: Callable[[], Awaitable[Reading]]) -> None:
+        """Watch the pipeline: `read` says how far behind each part of it is."""
         if self.max_backlog > 0:
-            self._task = asyncio.create_task(self._watch(), name="intake-gate")
+            self._task = asyncio.create_task(self._watch(read), name="intake-gate")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -103,10 +103,10 @@ class IntakeGate:
                 await self._task
         self._open.set()  # nobody waits on a gate that is no longer watched
 
-    async def _watch(self) -> None:
+    async def _watch(self, read: Callable[[], Awaitable[Reading]]) -> None:
         while True:
             try:
-                reading = await self.read()
+                reading = await read()
             except Exception:
                 # Not knowing is not being behind: the gate opens rather than refuse on a guess.
                 log.debug("could not read the order pipeline's backlog", exc_info=True)

@@ -88,13 +88,7 @@ def create_app(
     )
     live_hub = LiveHub(max_per_employee=settings.max_event_streams_per_employee)
     live_feed = LiveFeed(hub=live_hub, units=units)
-    backlog: PipelineBacklog | None = None
-
-    async def read_backlog() -> dict[str, int]:
-        return await backlog() if backlog is not None else {}
-
     intake_gate = IntakeGate(
-        read=read_backlog,
         max_backlog=settings.intake_max_backlog,
         wait_s=settings.intake_wait_s,
         interval_s=settings.intake_check_interval_s,
@@ -119,7 +113,6 @@ def create_app(
                 resources.callback(start_metrics_server(host=host, port=settings.metrics_port))
                 log.info("metrics served on a port of their own", host=host, port=settings.metrics_port)
             await runtime.start()
-            nonlocal backlog
             assert runtime.connection is not None
             assert runtime.relay is not None
             backlog = PipelineBacklog(
@@ -128,7 +121,7 @@ def create_app(
                 queues=(ORDER_WORKER, PORTAL_API),
                 broker_connected=runtime.broker_ready,
             )
-            intake_gate.start()
+            intake_gate.start(backlog)
             purging = asyncio.create_task(
                 purge_sessions(runtime.sessions, policy=session_policy, clock=clock), name="session-purge"
             )
