@@ -154,6 +154,7 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
             sys.executable, "-m", "mport_shared.devstack", env=env, stdout=out, stderr=out
         )
     seen: set[int] = set()
+    browser = httpx.AsyncClient(timeout=10)
     try:
 
         async def all_ready() -> bool:
@@ -171,11 +172,10 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
         # Bruk jobbkonto works out of the box: the portal signs Kari in through the simulator.
         portal = f"http://127.0.0.1:{ports['portal-api']}"
         assert f"OIDC_ISSUER=http://127.0.0.1:{ports['identity-simulator']}" in _environ(before["portal-api"])
-        async with httpx.AsyncClient(timeout=10) as browser:
-            landed = await sign_in_with_work_account(browser, portal, "kari.nordmann@demo.no")
-            assert landed.status_code == 303, landed.text
-            assert landed.headers["location"] == "/abonnement"
-            assert (await browser.get(f"{portal}/api/v1/me")).json()["name"] == "Kari Nordmann"
+        landed = await sign_in_with_work_account(browser, portal, "kari.nordmann@demo.no")
+        assert landed.status_code == 303, landed.text
+        assert landed.headers["location"] == "/abonnement"
+        assert (await browser.get(f"{portal}/api/v1/me")).json()["name"] == "Kari Nordmann"
 
         os.kill(before["order-worker"], signal.SIGKILL)
 
@@ -196,6 +196,20 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
         text = output.read_text()
         assert f"order-worker (pid {before['order-worker']}) exited with signal SIGKILL" in text
 
+        # A restarted portal knows its predecessor's cookies: Kari is still signed in.
+        os.kill(before["portal-api"], signal.SIGKILL)
+
+        async def portal_back() -> bool:
+            pid = _children(devstack.pid).get("portal-api")
+            if pid is not None:
+                seen.add(pid)
+            return pid not in (None, before["portal-api"]) and await _ready(ports["portal-api"], "portal-api")
+
+        await wait_for(portal_back, timeout_s=60, interval_s=0.2, what="the portal to be restarted")
+        me = await browser.get(f"{portal}/api/v1/me")
+        assert me.status_code == 200, me.text
+        assert me.json()["name"] == "Kari Nordmann"
+
         devstack.send_signal(signal.SIGINT)
         returncode = await asyncio.wait_for(devstack.wait(), 60)
         text = output.read_text()
@@ -203,6 +217,7 @@ async def test_make_run_restarts_a_killed_service_and_ctrl_c_stops_everything(
         assert "Stopped." in text
         assert [pid for pid in seen if _alive(pid)] == []
     finally:
+        await browser.aclose()
         if devstack.returncode is None:
             devstack.kill()
             await devstack.wait()

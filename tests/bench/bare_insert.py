@@ -6,8 +6,10 @@ Idempotency-Key header) and answers 202 after one INSERT, under uvicorn with the
 HTTP parser (uvicorn's defaults: uvloop and httptools when installed) and no access log.
 - a plain `postgresql://` URL: through an asyncpg pool that keeps as many connections as the
   portal's SQLAlchemy pool (DATABASE_POOL_SIZE, 20);
-- a `sqlite:///path` URL: through one aiosqlite connection (the portal's driver) in WAL mode with
-  synchronous=NORMAL, as the portal sets SQLite up, committing each row."""
+- a `sqlite:///path` URL: through one connection as the portal has it on SQLite (aiosqlite's
+  API, run on the event loop: mport_shared.db.InlineSqlite) in WAL mode with synchronous=NORMAL,
+  committing each row. (On aiosqlite's own thread it answered as many per second: the load
+  client is what limits it.)"""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import aiosqlite
 import asyncpg
 import uvicorn
 from fastapi import FastAPI, Header
+from mport_shared.db import SQLITE_INLINE_BUSY_TIMEOUT_S, InlineSqlite
 from pydantic import BaseModel, Field
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -36,7 +39,9 @@ class OrderRequest(BaseModel):
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     if SQLITE:
-        db = await aiosqlite.connect(DATABASE_URL.removeprefix("sqlite:///"))
+        db = await InlineSqlite.open(
+            DATABASE_URL.removeprefix("sqlite:///"), busy_timeout_s=SQLITE_INLINE_BUSY_TIMEOUT_S
+        )
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(

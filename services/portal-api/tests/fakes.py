@@ -420,6 +420,7 @@ class FakeUnitOfWork:
     verifications: FakeVerifications = field(default_factory=FakeVerifications)
     before_commit: Callable[[FakeUnitOfWork], None] | None = None
     commits: int = 0
+    reads_ended: int = 0
     products: FakeProducts = field(init=False)
     orders: FakeOrders = field(init=False)
     staff: FakeStaff = field(init=False)
@@ -482,6 +483,9 @@ class FakeUnitOfWork:
         self.messages.staged.clear()
         self.messages.claimed.clear()
         self.commits += 1
+
+    async def end_reads(self) -> None:
+        self.reads_ended += 1
 
     async def rollback(self) -> None:
         self.verifications.pending.clear()

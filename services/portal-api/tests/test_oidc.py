@@ -6,12 +6,14 @@ client it does not accept is the set-up's fault, and the page and the log say so
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
@@ -23,7 +25,7 @@ from fastapi import FastAPI, Form, Header, HTTPException
 from fastapi.responses import JSONResponse
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from mport_shared.db import create_engine, session_factory
+from mport_shared.db import create_engine, migrate, session_factory
 from mport_shared.testing import MakeDatabase
 from portal_api.auth.oidc import s256_challenge
 from portal_api.main import create_app
@@ -68,6 +70,8 @@ class FakeProvider:
     token_error: tuple[int, dict[str, Any]] | None = None
     # The provider cannot be reached at all (every request fails to connect).
     down: bool = False
+    # Run while UserInfo answers (a test's stand-in for other requests meanwhile).
+    while_answering_userinfo: Callable[[], Awaitable[None]] | None = None
 
     def transport(self) -> httpx.AsyncBaseTransport:
         provider, inner = self, httpx.ASGITransport(app=self.app())
@@ -104,6 +108,8 @@ class FakeProvider:
         @app.get("/oidc/userinfo")
         async def userinfo(authorization: str = Header(default="")) -> Any:
             self.userinfo_requests += 1
+            if self.while_answering_userinfo is not None:
+                await self.while_answering_userinfo()
             claims = self.userinfo.get(authorization.removeprefix("Bearer "))
             if claims is None:
                 return JSONResponse({}, 401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -241,8 +247,8 @@ MakeRig = Callable[..., Awaitable[SignInRig]]
 async def make_rig(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[MakeRig]:
     managers: list[LifespanManager] = []
 
-    async def make(**settings: str) -> SignInRig:
-        database_url = await make_database("portal_api:migrations")
+    async def make(*, database_url: str | None = None, **settings: str) -> SignInRig:
+        database_url = database_url or await make_database("portal_api:migrations")
         engine = create_engine(database_url)
         await seed(session_factory(engine))
         await engine.dispose()
@@ -316,6 +322,22 @@ async def test_the_email_comes_from_userinfo_when_the_id_token_has_none(rig: Sig
     assert await rig.signed_in_email(email=None, email_verified=None) == KARI.email
     assert rig.provider.userinfo_requests == 1
     assert await rig.work_accounts() == [(ISSUER, "entra-object-id-1", KARI.email)]
+
+
+async def test_asking_userinfo_holds_no_database_connection(make_rig: MakeRig, tmp_path: Path) -> None:
+    """On make run's SQLite the portal has one database connection (test_sqlite_inline.py): the
+    callback gives it back before it asks UserInfo, so other requests need not wait meanwhile."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'portal-api.db'}"
+    await migrate("portal_api:migrations", database_url)
+    rig = await make_rig(database_url=database_url)
+
+    async def another_request() -> None:
+        async with rig.portal.state.runtime.sessions() as db:
+            await asyncio.wait_for(db.execute(select(WorkAccount)), timeout=5)
+
+    rig.provider.while_answering_userinfo = another_request
+    assert await rig.signed_in_email(email=None, email_verified=None) == KARI.email
+    assert rig.provider.userinfo_requests == 1
 
 
 async def test_userinfo_about_another_sub_is_refused(rig: SignInRig) -> None:

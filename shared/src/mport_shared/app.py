@@ -15,7 +15,7 @@ from mport_shared.logging import configure_logging
 from mport_shared.ops.api import StuckOrders, ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import ServiceSettings
-from mport_shared.tracing import configure_tracing, instrument_app
+from mport_shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing, instrument_app
 
 # Runs before the runtime starts; what it enters on the stack is closed after the runtime stops.
 Setup = Callable[[AsyncExitStack], Awaitable[None]]
@@ -48,7 +48,7 @@ def service_app(
             finally:
                 await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan, **fastapi)
+    app = FastAPI(title=title, lifespan=lifespan, telemetry=FASTAPI_TELEMETRY_OFF, **fastapi)
     instrument_app(app)
     app.include_router(operations_router(runtime.readiness_checks()))
     app.include_router(

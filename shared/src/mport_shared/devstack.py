@@ -558,6 +558,13 @@ async def _run_local(amqp_url: str, var: Path) -> None:
             # One listener token for the whole run: an order-worker restarted by the supervisor
             # takes over its predecessor's carrier listener, and the notifications it missed.
             "order-worker": {"CARRIER_LISTENER_SECRET": listener_secret},
+            # One session secret and one code secret for the whole run: a portal restarted by the
+            # supervisor still knows the cookies and the one-time codes its predecessor gave out
+            # (its own default is one per process, so a restart signed everyone out).
+            "portal-api": {
+                name: os.environ.get(name) or secrets.token_urlsafe(32)
+                for name in ("SESSION_SECRET", "VERIFICATION_CODE_SECRET")
+            },
         },
         log_json=os.environ.get("LOG_JSON", "false").lower() == "true",
         log_dir=var / "log",

@@ -47,6 +47,7 @@ class ServiceRuntime:
             self.settings.database_url,
             pool_size=self.settings.database_pool_size,
             max_overflow=self.settings.database_max_overflow,
+            sqlite_inline=self.settings.database_sqlite_inline,
         )
         self.sessions = session_factory(self.engine)
 

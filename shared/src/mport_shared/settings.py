@@ -26,6 +26,11 @@ class ServiceSettings(BaseSettings):
     # SQLite ignores both.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=0, ge=0, le=500)
+    # SQLite only: one connection whose statements run on the event loop, not on a thread of
+    # aiosqlite's (mport_shared.db.InlineSqlite); sessions then take turns on it, so it suits a
+    # service whose sessions give the connection back before they wait on the network (the
+    # portal's; README, DATABASE_SQLITE_INLINE).
+    database_sqlite_inline: bool = False
     log_level: str = "INFO"
     log_json: bool = True
     http_host: str = "127.0.0.1"

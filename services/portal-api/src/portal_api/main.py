@@ -17,7 +17,7 @@ from mport_shared.messaging.topology import ORDER_WORKER, PORTAL_API
 from mport_shared.ops.api import ops_router
 from mport_shared.service import ServiceRuntime
 from mport_shared.settings import load_settings
-from mport_shared.tracing import configure_tracing, instrument_app
+from mport_shared.tracing import FASTAPI_TELEMETRY_OFF, configure_tracing, instrument_app
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal_api.admin.pages import router as admin_pages_router
@@ -155,6 +155,7 @@ def create_app(
         openapi_url="/openapi.json" if settings.openapi_served else None,
         docs_url="/docs" if settings.api_docs_served else None,
         redoc_url="/redoc" if settings.api_docs_served else None,
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.runtime = runtime

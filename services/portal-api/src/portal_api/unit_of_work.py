@@ -236,6 +236,11 @@ class UnitOfWork(Protocol):
         (having rolled back) if another request got there first."""
         ...
 
+    async def end_reads(self) -> None:
+        """End the transaction that reading began, keeping what was read: called before waiting
+        on another service, so that no database connection is held meanwhile."""
+        ...
+
     async def rollback(self) -> None: ...
 
 
@@ -313,6 +318,14 @@ class SqlAlchemyUnitOfWork:
             raise conflict from error
         finally:
             forget_writes(self.session)
+
+    async def end_reads(self) -> None:
+        # A commit of nothing: the session keeps what it loaded (expire_on_commit=False) and gives
+        # its connection back. On make run's SQLite that is the portal's only connection, which
+        # every other request would otherwise wait for until the other service answered.
+        if self._uncommitted_writes():
+            raise RuntimeError("end_reads with writes not committed")
+        await self.session.commit()
 
     async def rollback(self) -> None:
         self.messages.drop_staged()

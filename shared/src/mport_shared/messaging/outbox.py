@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Table, event, func, insert, select, update
+from sqlalchemy import Row, Table, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -165,68 +167,100 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of unsent rows; returns how many rows it handled."""
-        table = self._outbox
-        async with self._sessions() as session, session.begin():
+        async with self._sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
-                # One relay at a time per database keeps the publish order the commit order.
-                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_KEY)))
-                if not locked:
-                    return 0
-            rows = (
-                await session.execute(
-                    select(
-                        table.c.id,
-                        table.c.message_id,
-                        table.c.routing_key,
-                        table.c.body,
-                        table.c.headers,
-                        table.c.expires_at,
-                    )
-                    .where(table.c.sent_at.is_(None))
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
+                async with session.begin():
+                    # One relay at a time per database keeps the publish order the commit order:
+                    # the lock is the transaction's, held from the read to the update.
+                    locked = await session.scalar(select(func.pg_try_advisory_xact_lock(_RELAY_LOCK_KEY)))
+                    if not locked:
+                        return 0
+                    rows = await self._unsent(session)
+                    now = datetime.now(UTC)
+                    done, failures = await self._publish(rows, now=now)
+                    await self._mark_sent(session, done, now=now)
+                return self._handled(rows, failures)
+            # SQLite: one process per database file, so one relay and no lock to hold; and the
+            # connection is not held while the broker confirms. On make run's SQLite it is the
+            # service's only one (db.InlineSqlite): a broker slow to confirm, or away, would
+            # hold up every request for as long.
+            rows = await self._unsent(session)
+            await session.rollback()
+        now = datetime.now(UTC)
+        done, failures = await self._publish(rows, now=now)
+        if done:
+            async with self._sessions.begin() as session:
+                await self._mark_sent(session, done, now=now)
+        return self._handled(rows, failures)
+
+    async def _unsent(self, session: AsyncSession) -> Sequence[Row[Any, Any, Any, Any, Any, Any]]:
+        table = self._outbox
+        rows = (
+            await session.execute(
+                select(
+                    table.c.id,
+                    table.c.message_id,
+                    table.c.routing_key,
+                    table.c.body,
+                    table.c.headers,
+                    table.c.expires_at,
                 )
-            ).all()
-            if not rows:
-                metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
-                metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(0)
-                return 0
-            now = datetime.now(UTC)
-            live: list[tuple[int, OutgoingMessage]] = []
-            done: list[int] = []
-            for row in rows:
-                expires_at = _aware(row.expires_at)
-                if expires_at is not None and expires_at <= now:
-                    # It would only be dropped by the broker; say so here instead.
-                    log.info(
-                        "outbox row expired before publishing",
+                .where(table.c.sent_at.is_(None))
+                .order_by(table.c.id)
+                .limit(self._batch_size)
+            )
+        ).all()
+        if not rows:
+            metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
+            metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(0)
+        return rows
+
+    async def _publish(
+        self, rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], *, now: datetime
+    ) -> tuple[list[int], list[BaseException]]:
+        """Publish the rows; the ids of those done with (confirmed, or expired), and the errors."""
+        if not rows:
+            return [], []
+        live: list[tuple[int, OutgoingMessage]] = []
+        done: list[int] = []
+        for row in rows:
+            expires_at = _aware(row.expires_at)
+            if expires_at is not None and expires_at <= now:
+                # It would only be dropped by the broker; say so here instead.
+                log.info(
+                    "outbox row expired before publishing",
+                    message_id=row.message_id,
+                    routing_key=row.routing_key,
+                )
+                done.append(row.id)
+                continue
+            live.append(
+                (
+                    row.id,
+                    OutgoingMessage(
                         message_id=row.message_id,
                         routing_key=row.routing_key,
-                    )
-                    done.append(row.id)
-                    continue
-                live.append(
-                    (
-                        row.id,
-                        OutgoingMessage(
-                            message_id=row.message_id,
-                            routing_key=row.routing_key,
-                            body=row.body.encode(),
-                            headers=row.headers,
-                            expires_at=expires_at,
-                        ),
-                    )
+                        body=row.body.encode(),
+                        headers=row.headers,
+                        expires_at=expires_at,
+                    ),
                 )
-            results = await self._publisher.publish_many([m for _, m in live], now=now)
-            failures = [err for err in results if err is not None]
-            done.extend(row_id for (row_id, _), err in zip(live, results, strict=True) if err is None)
-            if done:
-                await session.execute(update(table).where(table.c.id.in_(done)).values(sent_at=now))
-            confirmed = Counter(
-                m.routing_key for (_, m), err in zip(live, results, strict=True) if err is None
             )
-            for event_type, count in confirmed.items():
-                metrics.MESSAGES_PUBLISHED.labels(self._service, event_type).inc(count)
+        results = await self._publisher.publish_many([m for _, m in live], now=now)
+        failures = [err for err in results if err is not None]
+        done.extend(row_id for (row_id, _), err in zip(live, results, strict=True) if err is None)
+        confirmed = Counter(m.routing_key for (_, m), err in zip(live, results, strict=True) if err is None)
+        for event_type, count in confirmed.items():
+            metrics.MESSAGES_PUBLISHED.labels(self._service, event_type).inc(count)
+        return done, failures
+
+    async def _mark_sent(self, session: AsyncSession, done: list[int], *, now: datetime) -> None:
+        if done:
+            table = self._outbox
+            await session.execute(update(table).where(table.c.id.in_(done)).values(sent_at=now))
+
+    @staticmethod
+    def _handled(rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], failures: list[BaseException]) -> int:
         if failures:
             raise failures[0]
         return len(rows)

@@ -121,6 +121,11 @@ class AdminUnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
 
+    async def end_reads(self) -> None:
+        """End the transaction that reading began, keeping what was read: called before waiting
+        on another service, so that no database connection is held meanwhile."""
+        ...
+
 
 class MsisdnTaken(Exception):
     """The database refused the number: another subscription has it (a change committed first)."""

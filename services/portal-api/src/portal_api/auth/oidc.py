@@ -513,6 +513,7 @@ async def employee_for(
         return employee
     claims = authentication.claims
     if claimed_email(claims) is None:
+        await db.commit()  # ends the read: no connection held while the provider answers
         claims = await client.userinfo(authentication)
     email = verified_email(claims, trusted_domains=trusted_domains)
     return await bind_by_email(db, issuer=issuer, subject=subject, email=email)

@@ -183,6 +183,7 @@ async def payroll_periods(
 ) -> tuple[Employee, list[PeriodStatus]]:
     """The administrator's company's pay periods as the payroll-worker has them."""
     actor = await administrator(uow, actor_id)
+    await uow.end_reads()
     try:
         return actor, await payroll.periods(actor.company_id)
     except PayrollUnavailable as error:
@@ -204,6 +205,7 @@ async def close_period(
     written once the payroll-worker has answered: a close it refused or never got logs nothing."""
     actor = await administrator(uow, actor_id)
     check_period(period)
+    await uow.end_reads()
     try:
         closed = await payroll.close(actor.company_id, period)
     except PayrollUnavailable as error:
@@ -248,6 +250,7 @@ async def export_period(
     """The payroll-worker's file of the administrator's company's period."""
     actor = await administrator(uow, actor_id)
     check_period(period)
+    await uow.end_reads()
     try:
         return await payroll.export(actor.company_id, period, export_format)
     except PayrollUnavailable as error:
