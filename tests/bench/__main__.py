@@ -254,7 +254,7 @@ async def bare_insert_app(database_url: str) -> AsyncIterator[str]:
                 await process.wait()
 
 
-async def bench_intake(portal: httpx.AsyncClient, csrf: str, bare_url: str) -> dict[str, Any]:
+async def bench_intake(portal: httpx.AsyncClient, csrf: str, bare_url: str, *, bare: str) -> dict[str, Any]:
     """Accepted POST /api/v1/orders per second against the bare insert app, same client and
     concurrency, rounds interleaved (portal, bare, portal, bare, …) so that noise from anything
     else on the machine falls on both. Only the POSTs are timed: nothing waits for completion."""
@@ -298,7 +298,7 @@ async def bench_intake(portal: httpx.AsyncClient, csrf: str, bare_url: str) -> d
         "accepted_per_s_by_round": [round(n / t, 1) for n, t in portal_rounds],
         "bare_insert_per_s_by_round": [round(n / t, 1) for n, t in bare_rounds],
         "conditions": "order-worker stopped, so that only the portal (with its outbox relay) "
-        "and the bare app compete with the load client; bare app: FastAPI + one asyncpg INSERT",
+        f"and the bare app compete with the load client; bare app: FastAPI + {bare}",
     }
 
 
@@ -459,7 +459,9 @@ async def bench_sqlite_intake(amqp_url: str, work: Path) -> dict[str, Any]:
             bare_insert_app(f"sqlite:///{work / 'bare.db'}") as bare_url,
         ):
             csrf = await sign_in(client)
-            return await bench_intake(client, csrf, bare_url)
+            return await bench_intake(
+                client, csrf, bare_url, bare="one INSERT and commit on one SQLite connection (InlineSqlite)"
+            )
     finally:
         await stack.stop()
 
@@ -501,7 +503,7 @@ async def bench_system(amqp_url: str, databases: dict[str, str]) -> dict[str, An
             # Intake alone: the portal accepting orders, nothing downstream taking CPU from it.
             await stack.stop("order-worker")
             async with bare_insert_app(databases[BARE_INSERT]) as bare_url:
-                intake = await bench_intake(client, csrf, bare_url)
+                intake = await bench_intake(client, csrf, bare_url, bare="one asyncpg INSERT (a pool of 20)")
         return {
             "light_load": {
                 "orders": LATENCY_ORDERS,
