@@ -176,6 +176,21 @@ async def assert_not_reloaded(page: Page) -> None:
     assert await page.evaluate("() => window.__noReload") == "still here"
 
 
+async def record_button_texts(page: Page, code: str) -> None:
+    """From now on, window.__buttonTexts lists each text the product's button takes, in order."""
+    await page.evaluate(
+        """(code) => {
+            const row = document.querySelector(`[data-orderable][data-product="${code}"]`);
+            const text = () => row.querySelector("button").textContent.trim();
+            window.__buttonTexts = [text()];
+            new MutationObserver(() => {
+                if (window.__buttonTexts.at(-1) !== text()) window.__buttonTexts.push(text());
+            }).observe(row, { subtree: true, childList: true, characterData: true });
+        }""",
+        code,
+    )
+
+
 async def carrier(stack: Stack, **config: Any) -> None:
     async with httpx.AsyncClient(base_url=stack.url("carrier-simulator")) as client:
         (await client.put("/simulator/config", json=config)).raise_for_status()
@@ -228,14 +243,22 @@ async def test_ordering_ekstra_data_turns_bestill_into_bestilt_live_without_a_re
         await expect(dialog).to_contain_text("Legges til følgende msisdn: 4791234567")
         await expect(dialog).to_contain_text("Dette medfører lønnstrekk: 149,00 kr.")
         await shot(page, "desktop-4-bekreft")
+        # Every text the button shows, as the page sets it: "Bestiller …" may last only until the
+        # order-worker has submitted the order, a few milliseconds, too short to poll for.
+        await record_button_texts(page, "ekstra-data-15gb")
         await dialog.get_by_role("button", name="Ok").click()
         await expect(dialog).to_be_hidden()
 
         button = extra.get_by_role("button")
-        await expect(button).to_have_text("Bestiller …")
         await expect(button).to_be_disabled()
         await shot(page, "desktop-5-bestiller")
         await expect(button).to_have_text("Bestilt", timeout=LIVE_TIMEOUT_MS)
+        assert await page.evaluate("() => window.__buttonTexts") == [
+            "Bestill",
+            "Bestiller …",
+            "Under behandling hos operatøren",
+            "Bestilt",
+        ]
         await expect(page.locator("[data-role=active-services]")).to_contain_text("Ekstra Data 15GB")
         await shot(page, "desktop-6-bestilt")
     finally:
