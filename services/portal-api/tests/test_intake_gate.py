@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -59,6 +60,26 @@ async def until(gate: Any, *, is_open: bool) -> None:
     await wait_for(there, what=f"the gate to {'open' if is_open else 'close'}")
 
 
+@dataclass
+class Behind:
+    """A portal whose order-worker is behind: its gate closed, Kari signed in."""
+
+    gate: Any
+    kari: Any
+    csrf: str
+    queue: aio_pika.abc.AbstractQueue
+
+
+@asynccontextmanager
+async def behind(make_portal: MakePortal, *, wait_s: float) -> AsyncIterator[Behind]:
+    portal = await gated_portal(make_portal, wait_s=wait_s)
+    gate = portal.app.state.intake_gate
+    async with portal.client() as kari, order_worker_queue(portal.amqp_url, consuming=True) as queue:
+        csrf = await sign_in(kari, "kari.nordmann@demo.no")
+        await until(gate, is_open=False)
+        yield Behind(gate=gate, kari=kari, csrf=csrf, queue=queue)
+
+
 async def post_order(client: Any, csrf: str, key: str) -> Any:
     return await client.post(
         "/api/v1/orders",
@@ -70,12 +91,8 @@ async def post_order(client: Any, csrf: str, key: str) -> Any:
 async def test_an_order_waits_while_the_order_worker_is_behind_and_goes_in_when_it_catches_up(
     make_portal: MakePortal,
 ) -> None:
-    portal = await gated_portal(make_portal, wait_s=30)
-    gate = portal.app.state.intake_gate
-    async with portal.client() as kari, order_worker_queue(portal.amqp_url, consuming=True) as queue:
-        csrf = await sign_in(kari, "kari.nordmann@demo.no")
-        await until(gate, is_open=False)
-
+    async with behind(make_portal, wait_s=30) as pipeline:
+        kari, csrf = pipeline.kari, pipeline.csrf
         assert REGISTRY.get_sample_value("mport_intake_gate_closed") == 1
         held_before = metrics.INTAKE_HELD._value.get()
         placing = asyncio.create_task(post_order(kari, csrf, str(uuid.uuid4())))
@@ -83,7 +100,7 @@ async def test_an_order_waits_while_the_order_worker_is_behind_and_goes_in_when_
         assert not placing.done(), "an order went in while the order-worker was behind"
         assert metrics.INTAKE_HELD._value.get() == held_before + 1
 
-        await queue.purge()  # the worker catches up
+        await pipeline.queue.purge()  # the worker catches up
         response = await asyncio.wait_for(placing, 10)
         assert response.status_code == 202, response.text
 
@@ -91,11 +108,8 @@ async def test_an_order_waits_while_the_order_worker_is_behind_and_goes_in_when_
 async def test_an_order_held_back_for_too_long_is_refused_with_503_and_nothing_is_stored(
     make_portal: MakePortal,
 ) -> None:
-    portal = await gated_portal(make_portal, wait_s=0.5)
-    gate = portal.app.state.intake_gate
-    async with portal.client() as kari, order_worker_queue(portal.amqp_url, consuming=True) as queue:
-        csrf = await sign_in(kari, "kari.nordmann@demo.no")
-        await until(gate, is_open=False)
+    async with behind(make_portal, wait_s=0.5) as pipeline:
+        kari, csrf = pipeline.kari, pipeline.csrf
         key = str(uuid.uuid4())
         refused_before = metrics.INTAKE_REFUSED._value.get()
 
@@ -110,8 +124,8 @@ async def test_an_order_held_back_for_too_long_is_refused_with_503_and_nothing_i
         assert (await kari.get("/api/v1/orders")).json() == []
 
         # The same request again once the pipeline has caught up is simply the order.
-        await queue.purge()
-        await until(gate, is_open=True)
+        await pipeline.queue.purge()
+        await until(pipeline.gate, is_open=True)
         assert REGISTRY.get_sample_value("mport_intake_gate_closed") == 0
         accepted = await post_order(kari, csrf, key)
         assert accepted.status_code == 202, accepted.text

@@ -40,8 +40,8 @@ _TRACEPARENT = re.compile(r"^00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-(
 _UNTRACED_PATHS = "/healthz,/readyz,/metrics"
 # For `FastAPI(telemetry=...)`: FastAPI's own OpenTelemetry (0.165+) switches itself on once a
 # tracer provider is installed, and then wraps every request in a second span, metrics and
-# log records. Ours are instrument_app's span, prometheus metrics and structlog; FastAPI's cost
-# ~5% of the portal's CPU per order on SQLite (make bench) and recorded nothing anyone reads.
+# log records. Ours are instrument_app's span, prometheus metrics and structlog; FastAPI's
+# recorded nothing anyone reads (its cost per request was below the bench's noise).
 FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 

@@ -21,6 +21,8 @@ from mport_shared.messaging.publisher import OutgoingMessage, Publisher
 log = get_logger(__name__)
 
 _ADDED = "mport_outbox_added"
+# A batch of unsent rows: id, message_id, routing_key, body, headers, expires_at.
+_Unsent = Sequence[Row[Any, Any, Any, Any, Any, Any]]
 # Any constant works; it only has to be the same for every relay of one service database.
 _RELAY_LOCK_KEY = 0x6D706F7274
 
@@ -193,7 +195,7 @@ class OutboxRelay:
                 await self._mark_sent(session, done, now=now)
         return self._handled(rows, failures)
 
-    async def _unsent(self, session: AsyncSession) -> Sequence[Row[Any, Any, Any, Any, Any, Any]]:
+    async def _unsent(self, session: AsyncSession) -> _Unsent:
         table = self._outbox
         rows = (
             await session.execute(
@@ -215,9 +217,7 @@ class OutboxRelay:
             metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(0)
         return rows
 
-    async def _publish(
-        self, rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], *, now: datetime
-    ) -> tuple[list[int], list[BaseException]]:
+    async def _publish(self, rows: _Unsent, *, now: datetime) -> tuple[list[int], list[BaseException]]:
         """Publish the rows; the ids of those done with (confirmed, or expired), and the errors."""
         if not rows:
             return [], []
@@ -260,7 +260,7 @@ class OutboxRelay:
             await session.execute(update(table).where(table.c.id.in_(done)).values(sent_at=now))
 
     @staticmethod
-    def _handled(rows: Sequence[Row[Any, Any, Any, Any, Any, Any]], failures: list[BaseException]) -> int:
+    def _handled(rows: _Unsent, failures: list[BaseException]) -> int:
         if failures:
             raise failures[0]
         return len(rows)
