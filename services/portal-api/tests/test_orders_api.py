@@ -11,8 +11,9 @@ import pytest
 from mport_shared.db import create_engine
 from mport_shared.messaging.connection import connect
 from mport_shared.messaging.topology import ORDER_WORKER
-from portal_api.models import Order, tables
-from sqlalchemy import func, select
+from portal_api.models import Consent, Order, tables
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from .conftest import Portal, accepting, sign_in
 
@@ -96,6 +97,37 @@ async def test_an_accepted_order_is_stored_with_its_event_published(portal: Port
     events = await published()
     assert [e["data"]["order"]["order_id"] for e in events] == [body["id"]]  # type: ignore[index]
     assert events[0]["correlationid"] == body["id"]
+
+
+async def test_an_order_whose_event_cannot_be_written_is_not_stored_at_all(portal: Portal) -> None:
+    # The consent, the order and its OrderPlaced go in together or not at all: here the outbox
+    # refuses the event (a trigger), as a full disk or a broken constraint would. Without a
+    # transaction around them (a one-statement unit of work on PostgreSQL) that holds only
+    # because they are one statement.
+    engine = create_engine(portal.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'the outbox is refusing rows'; END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_events BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_events()"
+                )
+            )
+        async with portal.client() as client:
+            csrf = await sign_in(client, KARI)
+            with pytest.raises(DBAPIError, match="the outbox is refusing rows"):
+                await order(client, csrf, "ekstra-data-1gb")
+        async with engine.connect() as conn:
+            consents = await conn.scalar(select(func.count()).select_from(Consent))
+    finally:
+        await engine.dispose()
+    assert await stored(portal) == (0, 0)
+    assert consents == 0
 
 
 async def test_the_same_idempotency_key_returns_the_same_order_even_when_concurrent(portal: Portal) -> None:

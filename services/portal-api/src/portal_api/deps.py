@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -94,14 +95,28 @@ def session_guard(request: Request) -> SessionGuard | None:
 
 async def get_uow(request: Request, db: Db) -> AsyncIterator[SqlAlchemyUnitOfWork]:
     """The request's unit of work, on the request's session, checking the signed-in session when
-    it reads the employee. Afterwards, on the same connection, at most once a minute the session's
-    last_seen_at moves on, and a session found timed out loses its record: a unit of work leaves
-    no uncommitted write behind (it rolls back what it did not commit), so committing now commits
-    only that."""
+    it reads the employee."""
+    async with _request_uow(request, db, one_statement=False) as uow:
+        yield uow
+
+
+async def get_placing_uow(request: Request, db: Db) -> AsyncIterator[SqlAlchemyUnitOfWork]:
+    """As get_uow, for placing an order: a one-statement unit of work (SqlAlchemyUnitOfWork)."""
+    async with _request_uow(request, db, one_statement=True) as uow:
+        yield uow
+
+
+@asynccontextmanager
+async def _request_uow(
+    request: Request, db: AsyncSession, *, one_statement: bool
+) -> AsyncIterator[SqlAlchemyUnitOfWork]:
+    """Afterwards, on the same connection, at most once a minute the session's last_seen_at moves
+    on, and a session found timed out loses its record: a unit of work leaves no uncommitted
+    write behind (it rolls back what it did not commit), so committing now commits only that."""
     units: SqlUnitsOfWork = request.app.state.units
     guard = session_guard(request)
     try:
-        yield units.on(db, guard=guard)
+        yield units.on(db, guard=guard, one_statement=one_statement)
     finally:
         if guard is not None and (guard.touch_due or guard.expired):
             try:
@@ -115,6 +130,7 @@ async def get_uow(request: Request, db: Db) -> AsyncIterator[SqlAlchemyUnitOfWor
 
 
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+PlacingUow = Annotated[UnitOfWork, Depends(get_placing_uow)]
 
 
 async def require_csrf(request: Request) -> None:

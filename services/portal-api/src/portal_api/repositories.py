@@ -8,6 +8,7 @@ guard."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,8 +19,8 @@ from typing import Any
 from mport_shared.db import insert_if_absent
 from mport_shared.events import Billing, Envelope, EventPayload, OrderKind
 from mport_shared.messaging.inbox import claim_message
-from mport_shared.messaging.outbox import add_all_to_outbox
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, or_, select, update
+from mport_shared.messaging.outbox import mark_added, outbox_rows
+from sqlalchemy import Insert, Select, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, raiseload
@@ -34,6 +35,7 @@ from portal_api.models import (
     HOLDS_SIM_SERVICE,
     ActiveService,
     Company,
+    Consent,
     Employee,
     Order,
     Policy,
@@ -47,11 +49,14 @@ from portal_api.orders.domain import ChangedOrder, Position, StatusChange
 from portal_api.verifications.domain import DeliveryChange, VerificationState
 
 _WROTE = "portal_api.wrote"
+ONE_STATEMENT = "portal_api.one_statement"  # set while a one-statement unit of work is on
 
 
 def note_write(session: AsyncSession) -> None:
     """A repository wrote with a statement of its own (the session's pending objects do not show
     it), so that a unit of work left without a commit rolls it back."""
+    if session.info.get(ONE_STATEMENT):
+        raise RuntimeError("a one-statement unit of work writes only what it adds, at commit")
     session.info[_WROTE] = True
 
 
@@ -237,13 +242,15 @@ class SqlPolicies:
 _ORDERS: Table = Order.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SqlOrders:
     session: AsyncSession
     guard: SessionGuard | None = None
+    # New orders, written at commit by write_new (not by the ORM's flush).
+    staged: list[Order] = field(default_factory=list)
 
     def add(self, order: Order) -> None:
-        self.session.add(order)
+        self.staged.append(order)
 
     async def _signed_in(self, employee_id: uuid.UUID) -> None:
         # Before reading the signed-in employee's orders, unless the request has checked its
@@ -502,6 +509,76 @@ class SqlVerifications:
         return None if row is None else row.employee_id
 
 
+# ---- Writing what a unit of work adds ----------------------------------------------------------
+
+_CONSENTS: Table = Consent.__table__  # type: ignore[assignment]
+# Each mapped class's attribute names and the columns they are stored in.
+_COLUMNS: dict[type, dict[str, str]] = {
+    cls: {a.key: a.columns[0].key for a in cls.__mapper__.column_attrs} for cls in (Order, Consent)
+}
+Event = tuple[Envelope[EventPayload], datetime | None]  # an event to publish, and when it expires
+
+
+def _row_of(new: Order | Consent) -> dict[str, Any]:
+    """The columns set on a new mapped object (the ones it was made with), by column name; the
+    rest take their columns' defaults."""
+    columns = _COLUMNS[type(new)]
+    return {columns[key]: value for key, value in vars(new).items() if key in columns}
+
+
+async def write_new(session: AsyncSession, orders: Sequence[Order], events: Sequence[Event]) -> None:
+    """Insert the new orders (each with its consent, when it has one) and the events' outbox rows,
+    in the session's transaction, after whatever else the session has pending.
+
+    With Core statements rather than the ORM's flush, which was a tenth of placing an order. On
+    PostgreSQL in one statement (the orders and consents as data-modifying WITH clauses of the
+    outbox INSERT): one round trip, atomic by itself, so a one-statement unit of work needs no
+    transaction around it. On SQLite, in the process, a statement each."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # as autoflush would, before statements of our own
+    if not orders and not events:
+        return
+    connection = await session.connection()
+    with outbox_rows(events) as outbox:
+        if connection.dialect.name == "postgresql":
+            statement, params = _all_in_one(orders, outbox)
+            await connection.execute(statement, params)
+        else:
+            for order in orders:
+                if order.consent is not None:
+                    await connection.execute(insert(_CONSENTS), _row_of(order.consent))
+                await connection.execute(insert(_ORDERS), _row_of(order))
+            if outbox:
+                await connection.execute(insert(tables.outbox), outbox[0] if len(outbox) == 1 else outbox)
+    if outbox:
+        mark_added(session)
+
+
+def _all_in_one(orders: Sequence[Order], outbox: list[dict[str, Any]]) -> tuple[Insert, dict[str, Any]]:
+    """One INSERT of all the rows, and its parameters: each row's values are parameters named
+    after their place (o0_id, c0_text, m0_body, …), so that the statement depends only on which
+    columns are set and is built and compiled once per such shape."""
+    rows: list[tuple[Table, dict[str, Any]]] = []
+    for order in orders:
+        if order.consent is not None:
+            rows.append((_CONSENTS, _row_of(order.consent)))
+        rows.append((_ORDERS, _row_of(order)))
+    rows.extend((tables.outbox, row) for row in outbox)
+    shape = tuple((table, tuple(row)) for table, row in rows)
+    params = {f"r{i}_{column}": value for i, (_, row) in enumerate(rows) for column, value in row.items()}
+    return _insert_statement(shape), params
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_statement(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Insert:
+    inserts = []
+    for i, (table, columns) in enumerate(shape):
+        values = {c: bindparam(f"r{i}_{c}", type_=table.c[c].type) for c in columns}
+        inserts.append(insert(table).values(values))
+    *first, last = inserts
+    return last.add_cte(*(statement.cte(f"new_{i}") for i, statement in enumerate(first)))
+
+
 # ---- Messages ------------------------------------------------------------------------------------
 
 
@@ -510,7 +587,7 @@ class SqlMessages:
     session: AsyncSession
     consumer: str
     # With when each expires (the message's TTL), if it does.
-    _staged: list[tuple[Envelope[EventPayload], datetime | None]] = field(default_factory=list)
+    _staged: list[Event] = field(default_factory=list)
 
     async def claim(self, message_id: str) -> bool:
         note_write(self.session)
@@ -523,20 +600,11 @@ class SqlMessages:
     def publish(self, envelope: Envelope[EventPayload], *, expires_at: datetime | None = None) -> None:
         self._staged.append((envelope, expires_at))
 
-    async def write_staged(self) -> None:
-        """Into the outbox, in this transaction (after the rows the session has pending: the
-        INSERT flushes them first); the relay publishes them once it commits. One statement per
-        run of events with the same expiry (usually one)."""
+    def take_staged(self) -> list[Event]:
+        """The events to write into the outbox at commit (write_new); the relay publishes them
+        once that commits."""
         staged, self._staged = self._staged, []
-        run: list[Envelope[EventPayload]] = []
-        run_expiry: datetime | None = None
-        for envelope, expires_at in staged:
-            if run and expires_at != run_expiry:
-                await add_all_to_outbox(self.session, tables.outbox, run, expires_at=run_expiry)
-                run = []
-            run.append(envelope)
-            run_expiry = expires_at
-        await add_all_to_outbox(self.session, tables.outbox, run, expires_at=run_expiry)
+        return staged
 
     def drop_staged(self) -> None:
         self._staged.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,10 +48,24 @@ async def add_all_to_outbox(
     """Stage several events in the caller's transaction, in order, with one statement."""
     if not envelopes:
         return
-    # Each event's traceparent becomes the span of its outbox write.
-    with tracing.outbox_write(envelopes) as stamped:
+    with outbox_rows([(envelope, expires_at) for envelope in envelopes]) as rows:
+        # The row as parameters, not .values(): building the statement's values was a twentieth of
+        # placing an order on SQLite.
+        statement = insert(outbox)
+        await session.execute(statement, rows[0] if len(rows) == 1 else rows)  # ids follow the list's order
+    mark_added(session)
+
+
+@contextlib.contextmanager
+def outbox_rows(
+    events: Sequence[tuple[Envelope[EventPayload], datetime | None]],
+) -> Iterator[list[dict[str, Any]]]:
+    """The outbox rows of these events (each with when it expires, if it does), for a caller that
+    writes them with a statement of its own, inside the block: each event's traceparent becomes
+    the span of its outbox write. After the write, `mark_added` wakes the relay on commit."""
+    with tracing.outbox_write([envelope for envelope, _ in events]) as stamped:
         rows = []
-        for envelope in stamped:
+        for envelope, (_, expires_at) in zip(stamped, events, strict=True):
             message = OutgoingMessage.from_envelope(envelope, expires_at=expires_at)
             rows.append(
                 {
@@ -62,10 +76,11 @@ async def add_all_to_outbox(
                     "expires_at": expires_at,
                 }
             )
-        # The row as parameters, not .values(): building the statement's values was a twentieth of
-        # placing an order on SQLite.
-        statement = insert(outbox)
-        await session.execute(statement, rows[0] if len(rows) == 1 else rows)  # ids follow the list's order
+        yield rows
+
+
+def mark_added(session: AsyncSession) -> None:
+    """The session's transaction added outbox rows: the relay is woken when it commits."""
     session.info[_ADDED] = True
 
 

@@ -14,7 +14,7 @@ from mport_shared.logging import get_logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from portal_api.deps import SignedInEmployee, Uow, require_csrf
+from portal_api.deps import PlacingUow, SignedInEmployee, Uow, require_csrf
 from portal_api.errors import ErrorCode
 from portal_api.intake import admit_order
 from portal_api.models import Order
@@ -229,7 +229,7 @@ async def idempotency_key(
     dependencies=[Depends(limit_orders), Depends(admit_order)],
 )
 async def create_order(
-    body: OrderRequest, who: SignedInEmployee, uow: Uow, key: Annotated[str, Depends(idempotency_key)]
+    body: OrderRequest, who: SignedInEmployee, uow: PlacingUow, key: Annotated[str, Depends(idempotency_key)]
 ) -> JSONResponse:
     """Place an order; with `action` delete, end a monthly add-on (Avslutt)."""
     if body.action == "delete":
