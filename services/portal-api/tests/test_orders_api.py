@@ -115,7 +115,8 @@ async def test_an_order_whose_event_cannot_be_written_is_not_stored_at_all(porta
             )
             await conn.execute(
                 text(
-                    "CREATE TRIGGER refuse_events BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_events()"
+                    "CREATE TRIGGER refuse_events BEFORE INSERT ON outbox"
+                    " FOR EACH ROW EXECUTE FUNCTION refuse_events()"
                 )
             )
         async with portal.client() as client:
