@@ -555,9 +555,11 @@ async def write_new(session: AsyncSession, orders: Sequence[Order], events: Sequ
 
 
 def _all_in_one(orders: Sequence[Order], outbox: list[dict[str, Any]]) -> tuple[Insert, dict[str, Any]]:
-    """One INSERT of all the rows, and its parameters: each row's values are parameters named
-    after their place (o0_id, c0_text, m0_body, …), so that the statement depends only on which
-    columns are set and is built and compiled once per such shape."""
+    """One INSERT of all the rows, and its parameters: each value a parameter named after its
+    row's place and its column (r0_text for the consent's, r1_id for the order's, r2_body for the
+    event's), so that the statement depends only on which tables get which columns and is built
+    and compiled once per such shape. The consent comes before the order that refers to it; the
+    foreign key is checked at the end of the statement, when both are in."""
     rows: list[tuple[Table, dict[str, Any]]] = []
     for order in orders:
         if order.consent is not None:
