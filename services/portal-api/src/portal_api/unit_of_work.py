@@ -277,8 +277,8 @@ class SqlAlchemyUnitOfWork:
     A one-statement unit of work (placing an order) writes only what it adds (orders and events),
     and on PostgreSQL writes it at commit in one statement, atomic by itself (write_new); so it
     runs without a transaction (autocommit), each read a statement of its own, as each is in
-    READ COMMITTED anyway: no BEGIN and no COMMIT, two round trips of a top-up's four. Any other
-    write in it is refused before it is made."""
+    READ COMMITTED anyway. No BEGIN and no COMMIT: a top-up is two round trips, the employee and
+    the write. Any other write in it is refused before it is made."""
 
     def __init__(
         self,
