@@ -12,6 +12,7 @@ from mport_shared.devstack import (
     IDENTITY_CLIENT_SECRET,
     StackConfig,
     external_identity_provider,
+    free_port,
 )
 
 PORTS = {
@@ -22,6 +23,7 @@ PORTS = {
     "sms-worker": 18092,
     "payroll-worker": 18093,
 }
+OUTGOING_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 SERVICES = ("portal-api", "order-worker", "sms-worker", "payroll-worker")
 DATABASES = {n: f"sqlite+aiosqlite:///{n}.db" for n in SERVICES}
 
@@ -142,3 +144,13 @@ def test_make_run_finds_the_broker_at_any_node_amqp_url_lists() -> None:
         assert not _broker_answers(f"amqp://g:g@127.0.0.1:{free_port()}/")
     with pytest.raises(SystemExit, match="AMQP_URL: an empty host"):
         _broker_answers("amqp://g:hunter2@h1,,h2/")
+
+
+@pytest.mark.skipif(not OUTGOING_RANGE.exists(), reason="Linux's range for outgoing connections' ports")
+def test_free_ports_are_below_the_outgoing_connections_range_and_each_is_handed_out_once() -> None:
+    # A port from that range can be taken by any outgoing connection before the service binds it
+    # (a CI run failed so: "address already in use").
+    first_outgoing = int(OUTGOING_RANGE.read_text().split()[0])
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(10_000 <= port < first_outgoing for port in ports)

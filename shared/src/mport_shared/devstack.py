@@ -438,11 +438,41 @@ class Stack:
             self._pumps.clear()
 
 
+# Ports handed out by free_port in this process: each goes to one process only.
+_HANDED_OUT: set[int] = set()
+_LOWEST_PORT = 10_000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port nothing listens on now, for a process about to start.
+
+    Picked below the kernel's range for outgoing connections' own ports: a port from that range
+    (what binding port 0 gives) can be taken by any outgoing connection between this check and
+    the service's bind, which failed a CI run with "address already in use". Picked at random,
+    so that test processes running side by side rarely pick the same one, and never one this
+    process handed out before."""
+    low = _outgoing_ports_start()
+    for _ in range(200):
+        port = secrets.choice(range(_LOWEST_PORT, low)) if low > _LOWEST_PORT + 1000 else 0
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(s.getsockname()[1])
+        _HANDED_OUT.add(port)
         return port
+    raise RuntimeError("found no free port")
+
+
+def _outgoing_ports_start() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux), or 0 if unknown."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # ---- `make run` -------------------------------------------------------------------------------
