@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import stat
 import sys
@@ -170,10 +171,17 @@ async def test_logout_to_an_unregistered_address_shows_a_page_and_does_not_redir
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below Linux's range for outgoing connections' ports (from 32768): one from
+    that range, as binding port 0 gives, can be taken by an outgoing connection before the
+    simulator binds it (mport_shared.devstack.free_port does the same for the other services)."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", secrets.choice(range(10_000, 32_768))))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("found no free port")
 
 
 async def test_python_m_identity_simulator_serves_discovery_on_its_port(tmp_path: Path) -> None:
