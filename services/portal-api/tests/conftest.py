@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ from portal_api.auth.sessions import Clock, utc_now
 from portal_api.main import create_app
 from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
 from portal_api.settings import PortalSettings
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @dataclass
@@ -41,6 +43,18 @@ class Portal:
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver")
+
+
+@asynccontextmanager
+async def seeded(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated database, seeded with the demo."""
+    engine = create_engine(database_url)
+    factory = session_factory(engine)
+    try:
+        await seed(factory)
+        yield factory
+    finally:
+        await engine.dispose()
 
 
 async def sign_in(client: httpx.AsyncClient, email: str) -> str:

@@ -10,17 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.db import migrate
 from mport_shared.events import Billing, Envelope, EventPayload, OrderPlaced, envelop
 from mport_shared.testing import MakeDatabase
 from portal_api.models import Company, Consent, Order, Subscription, tables
 from portal_api.orders.domain import OrderStatus
-from portal_api.seed import DEMO_COMPANY_ID, KARI, seed
-from portal_api.unit_of_work import SqlUnitsOfWork
+from portal_api.seed import DEMO_COMPANY_ID, KARI
+from portal_api.unit_of_work import SqlUnitsOfWork, UnitOfWork
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .conftest import snapshot
+from .conftest import seeded, snapshot
 
 SCRIPTS = "portal_api:migrations"
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -35,13 +35,8 @@ async def sessions(
         await migrate(SCRIPTS, url)
     else:
         url = await make_database(SCRIPTS)
-    engine = create_engine(url)
-    factory = session_factory(engine)
-    try:
-        await seed(factory)
+    async with seeded(url) as factory:
         yield factory
-    finally:
-        await engine.dispose()
 
 
 async def kari_subscription(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
@@ -84,6 +79,13 @@ def placed(order: Order) -> Envelope[EventPayload]:
     )  # fmt: skip
 
 
+def stage(uow: UnitOfWork, subscription_id: uuid.UUID, *, consent: bool) -> None:
+    """Add an order, with its consent or without, and publish its OrderPlaced."""
+    order = new_order(subscription_id, consent=consent)
+    uow.orders.add(order)
+    uow.messages.publish(placed(order))
+
+
 async def counts(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
     """How many orders, consents and outbox rows are stored."""
     async with sessions() as session:
@@ -100,10 +102,8 @@ async def test_the_orders_consents_and_events_it_adds_are_written_at_commit(
 ) -> None:
     units, subscription_id = SqlUnitsOfWork(sessions), await kari_subscription(sessions)
     async with sessions() as session, units.on(session, one_statement=True) as uow:
-        for consent in (True, False):
-            order = new_order(subscription_id, consent=consent)
-            uow.orders.add(order)
-            uow.messages.publish(placed(order))
+        stage(uow, subscription_id, consent=True)
+        stage(uow, subscription_id, consent=False)
         await uow.commit()
     assert await counts(sessions) == (2, 1, 2)
 
@@ -114,9 +114,7 @@ async def test_what_it_adds_is_dropped_when_it_ends_without_a_commit(
     units, subscription_id = SqlUnitsOfWork(sessions), await kari_subscription(sessions)
     async with sessions() as session:
         async with units.on(session, one_statement=True) as uow:
-            order = new_order(subscription_id, consent=True)
-            uow.orders.add(order)
-            uow.messages.publish(placed(order))
+            stage(uow, subscription_id, consent=True)
         await session.commit()
     assert await counts(sessions) == (0, 0, 0)
 

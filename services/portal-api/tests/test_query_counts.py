@@ -68,11 +68,11 @@ def counted(portal: Portal) -> Iterator[Sql]:
         if _counting.get():
             seen.transaction_commands.append(record.query.split()[0].rstrip(";").upper())
 
-    logging: list[Any] = []
+    logged: list[Any] = []
 
     def checkout(dbapi_connection: Any, *_args: Any) -> None:
         dbapi_connection.driver_connection.add_query_logger(driver_command)
-        logging.append(dbapi_connection.driver_connection)
+        logged.append(dbapi_connection.driver_connection)
 
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine.pool, "checkout", checkout)
@@ -83,7 +83,7 @@ def counted(portal: Portal) -> Iterator[Sql]:
         _counting.reset(token)
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine.pool, "checkout", checkout)
-        for connection in logging:
+        for connection in logged:
             connection.remove_query_logger(driver_command)
 
 

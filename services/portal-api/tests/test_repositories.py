@@ -6,37 +6,26 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.db import migrate
 from mport_shared.testing import MakeDatabase
 from portal_api.catalog.products import CATALOG, Catalog
 from portal_api.models import Employee, Order, Subscription
 from portal_api.orders.domain import OrderStatus, StatusChange, holds_the_place, takes_a_place
-from portal_api.seed import DEMO_COMPANY_ID, seed
+from portal_api.seed import DEMO_COMPANY_ID
 from portal_api.unit_of_work import SqlAlchemyUnitOfWork, SqlUnitsOfWork
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .conftest import seeded
 
 SCRIPTS = "portal_api:migrations"
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 CATALOG_ = Catalog(CATALOG)
 ORDERED = ("tvilling", "ekstra-data-1gb", "bedrift-total-d", "bestill-sim", "aktiver-nytt-sim")
 STATES = list(itertools.product(ORDERED, [s.value for s in OrderStatus], (False, True)))
-
-
-@asynccontextmanager
-async def _database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(url)
-    factory = session_factory(engine)
-    try:
-        await seed(factory)
-        yield factory
-    finally:
-        await engine.dispose()
 
 
 async def _sqlite(tmp_path: Path) -> str:
@@ -79,18 +68,18 @@ def _uow(session: AsyncSession, sessions: async_sessionmaker[AsyncSession]) -> S
 
 
 async def test_sqlite_and_the_domain_agree_on_what_holds_a_place(tmp_path: Path) -> None:
-    async with _database(await _sqlite(tmp_path)) as sessions:
+    async with seeded(await _sqlite(tmp_path)) as sessions:
         await agree_on_what_holds_a_place(sessions)
 
 
 @pytest.mark.integration
 async def test_postgresql_and_the_domain_agree_on_what_holds_a_place(make_database: MakeDatabase) -> None:
-    async with _database(await make_database(SCRIPTS)) as sessions:
+    async with seeded(await make_database(SCRIPTS)) as sessions:
         await agree_on_what_holds_a_place(sessions)
 
 
 async def test_sqlite_and_the_domain_agree_on_what_a_status_change_applies_to(tmp_path: Path) -> None:
-    async with _database(await _sqlite(tmp_path)) as sessions:
+    async with seeded(await _sqlite(tmp_path)) as sessions:
         await agree_on_status_changes(sessions)
 
 
@@ -98,7 +87,7 @@ async def test_sqlite_and_the_domain_agree_on_what_a_status_change_applies_to(tm
 async def test_postgresql_and_the_domain_agree_on_what_a_status_change_applies_to(
     make_database: MakeDatabase,
 ) -> None:
-    async with _database(await make_database(SCRIPTS)) as sessions:
+    async with seeded(await make_database(SCRIPTS)) as sessions:
         await agree_on_status_changes(sessions)
 
 
