@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -467,6 +468,7 @@ def free_port() -> int:
     raise RuntimeError("found no free port")
 
 
+@functools.cache  # the kernel's setting: read once
 def _outgoing_ports_start() -> int:
     """The first port of the kernel's range for outgoing connections (Linux), or 0 if unknown."""
     try:
