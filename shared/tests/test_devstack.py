@@ -154,3 +154,15 @@ def test_free_ports_are_below_the_outgoing_connections_range_and_each_is_handed_
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)
     assert all(10_000 <= port < first_outgoing for port in ports)
+
+
+def test_free_port_never_hands_out_a_port_browsers_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CI run got 10080, which Chromium refuses (ERR_UNSAFE_PORT): its browser tests failed.
+    import mport_shared.devstack as devstack
+
+    picks = iter([10_080, 10_079])
+    monkeypatch.setattr(devstack.secrets, "choice", lambda _: next(picks))
+    monkeypatch.setattr(devstack, "_outgoing_ports_start", lambda: 32_768)
+    monkeypatch.setattr(devstack, "_HANDED_OUT", set())
+    assert devstack.free_port() == 10_079
+    assert 10_080 in devstack.BROWSER_BAD_PORTS

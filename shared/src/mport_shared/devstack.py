@@ -442,6 +442,16 @@ class Stack:
 # Ports handed out by free_port in this process: each goes to one process only.
 _HANDED_OUT: set[int] = set()
 _LOWEST_PORT = 10_000
+# The Fetch standard's "bad ports" (https://fetch.spec.whatwg.org/#bad-port): browsers refuse
+# to open them (Chromium: ERR_UNSAFE_PORT), so a service on one cannot be tried in a browser.
+# A CI run's browser tests failed so on 10080; the ones below 10,000 are listed for completeness.
+BROWSER_BAD_PORTS = frozenset(
+    {1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101}
+    | {102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389}
+    | {427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636}
+    | {989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566}
+    | {6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
+)
 
 
 def free_port() -> int:
@@ -451,11 +461,11 @@ def free_port() -> int:
     (what binding port 0 gives) can be taken by any outgoing connection between this check and
     the service's bind, which failed a CI run with "address already in use". Picked at random,
     so that test processes running side by side rarely pick the same one, and never one this
-    process handed out before."""
+    process handed out before, nor one that browsers refuse to open (BROWSER_BAD_PORTS)."""
     low = _outgoing_ports_start()
     for _ in range(200):
         port = secrets.choice(range(_LOWEST_PORT, low)) if low > _LOWEST_PORT + 1000 else 0
-        if port in _HANDED_OUT:
+        if port in _HANDED_OUT or port in BROWSER_BAD_PORTS:
             continue
         with socket.socket() as s:
             try:
