@@ -174,7 +174,14 @@ async def _wait_until_quiet(cluster: RabbitCluster, databases: dict[str, str]) -
         # Ready and unacknowledged together (the broker's statistics again).
         return int((await cluster.queue(ORDER_WORKER.name))["messages"]) == 0
 
-    await wait_for(quiet, timeout_s=60, interval_s=0.5, what="the outboxes and the work queue to empty")
+    try:
+        await wait_for(quiet, timeout_s=60, interval_s=0.5, what="the outboxes and the work queue to empty")
+    except AssertionError as exc:
+        # What the cluster says of every queue: a "stopped" one that the events are routed to
+        # gets every publish nacked.
+        node = next(node for node in cluster.nodes if not node.stopped)
+        listing = await cluster.ctl(node, "list_queues", "name", "type", "state", "pid", "leader")
+        raise AssertionError(f"{exc}; the queues:\n{listing}") from None
 
 
 async def _carrier_orders(stack: Stack, orders: list[str]) -> dict[str, int]:
