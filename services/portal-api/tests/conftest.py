@@ -40,6 +40,8 @@ class Portal:
     app: FastAPI
     database_url: str
     amqp_url: str
+    # Ends the app's lifespan before the test does (the fixture's teardown then skips it).
+    stop: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver")
@@ -65,6 +67,10 @@ async def sign_in(client: httpx.AsyncClient, email: str) -> str:
 
 
 MakePortal = Callable[..., Awaitable[Portal]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass
@@ -101,7 +107,12 @@ async def make_portal(make_database: MakeDatabase, amqp_url: str) -> AsyncIterat
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         managers.append(manager)
-        return Portal(app=app, database_url=database_url, amqp_url=amqp_url)
+
+        async def stop() -> None:
+            managers.remove(manager)
+            await manager.__aexit__(None, None, None)
+
+        return Portal(app=app, database_url=database_url, amqp_url=amqp_url, stop=stop)
 
     yield make
     for manager in reversed(managers):

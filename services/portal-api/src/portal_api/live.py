@@ -224,6 +224,17 @@ def _end(queue: asyncio.Queue[LiveUpdate | None]) -> None:
         queue.put_nowait(None)
 
 
+# The broker deletes a live feed's queue that has had no consumer for this long: the queue of a
+# portal process that was killed. Long enough for a reconnection; its messages are then of no use.
+LIVE_QUEUE_EXPIRES_MS = 120_000
+LIVE_QUEUE_ARGUMENTS: dict[str, object] = {
+    "x-queue-type": "quorum",
+    "x-expires": LIVE_QUEUE_EXPIRES_MS,
+    "x-max-length": 10_000,
+    "x-overflow": "drop-head",
+}
+
+
 @dataclass
 class LiveFeed:
     """This process's own copy of the order status events, for the event streams only.
@@ -231,16 +242,26 @@ class LiveFeed:
     The status consumer on the `portal-api` work queue is a competing consumer: with several portal
     instances, the one that applies a status change to the database is rarely the one holding the
     employee's event stream, so an in-process listener on `OrderStatusHandlers` would miss most
-    updates. Instead each process binds an exclusive, auto-deleted (non-durable, classic) queue to
-    the events exchange and so sees every status event. It writes nothing (the work queue's
-    consumer owns that) and acks at once: a lost copy only delays a page until it reconciles.
-    The event can arrive before the work queue's consumer has committed it; the page therefore
-    updates itself from the event, and never moves an order's status backwards."""
+    updates. Instead each process binds a queue of its own to the events exchange and so sees
+    every status event. It writes nothing (the work queue's consumer owns that) and acks at once:
+    a lost copy only delays a page until it reconciles. The event can arrive before the work
+    queue's consumer has committed it; the page therefore updates itself from the event, and never
+    moves an order's status backwards.
+
+    The queue is a quorum queue, like every other queue the events are routed to, not an exclusive
+    classic one. A classic queue lives on one broker node. When that node stopped, the queue's
+    record could stay behind for minutes, "stopped" and still bound, and the broker then nacked
+    every status event routed to it: the workers' outboxes could publish none of them and sent
+    them again and again (a CI run of tests/e2e/test_cluster_failover.py). A quorum queue keeps
+    its place on the other nodes. Not being exclusive, it is deleted by `stop`, or by the broker
+    once it has had no consumer for LIVE_QUEUE_EXPIRES_MS (a process that was killed); it keeps
+    its name across reconnections, so the events of a reconnection's gap still arrive."""
 
     hub: LiveHub
     units: SqlUnitsOfWork
-    queue_prefix: str = field(default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}")
-    queue_name: str = ""  # the queue of the channel's current opening
+    queue_name: str = field(
+        default_factory=lambda: f"portal-api.live.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    )
     _channel: AbstractRobustChannel | None = None
     _queue: AbstractRobustQueue | None = None
     _consumer_tag: str | None = None
@@ -256,9 +277,7 @@ class LiveFeed:
         await channel.set_qos(prefetch_count=STREAM_BUFFER)
         self._router = asyncio.create_task(self._route_in_order(), name="live-feed")
         await self._declare_and_consume()
-        # After a reconnect the queue is declared anew under a new name, not restored by the robust
-        # channel under the old one: when the node it lived on was stopped, the old queue's record
-        # can outlive its node for a while, and re-declaring that name stalled the reconnect.
+        # Declared again, and consumed again, each time the robust channel reopens.
         self._channel.reopen_callbacks.add(self._on_reopen)
 
     async def _on_reopen(self, _channel: object) -> None:
@@ -269,15 +288,9 @@ class LiveFeed:
 
     async def _declare_and_consume(self) -> None:
         assert self._channel is not None
-        self.queue_name = f"{self.queue_prefix}.{uuid.uuid4().hex[:8]}"
         exchange = await declare_exchange(self._channel)
         queue = await self._channel.declare_queue(
-            self.queue_name,
-            durable=False,
-            exclusive=True,
-            auto_delete=True,
-            arguments={"x-queue-type": "classic", "x-max-length": 10_000, "x-overflow": "drop-head"},
-            robust=False,
+            self.queue_name, durable=True, arguments=LIVE_QUEUE_ARGUMENTS, robust=False
         )
         assert isinstance(queue, AbstractRobustQueue)
         self._queue = queue
@@ -290,8 +303,14 @@ class LiveFeed:
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
+                await self._queue.delete(if_unused=False, if_empty=False)
             except Exception:
-                log.warning("could not cancel the live feed consumer cleanly", exc_info=True)
+                log.warning(
+                    "could not remove the live feed's queue cleanly; the broker deletes it unused",
+                    queue=self.queue_name,
+                    expires_ms=LIVE_QUEUE_EXPIRES_MS,
+                    exc_info=True,
+                )
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         if self._router is not None:
