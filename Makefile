@@ -26,7 +26,7 @@ run: install ## start the whole system: portal on :8000, workers, simulators, de
 TEST_WORKERS ?= auto
 
 test: install ## run all tests (starts what they need; needs RabbitMQ and PostgreSQL, see README)
-	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile
+	$(UV) run --frozen pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-fast: install ## unit tests only (no broker, no database)
 	$(UV) run --frozen pytest -m "not integration and not e2e and not browser"
