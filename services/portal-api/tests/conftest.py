@@ -47,6 +47,15 @@ class Portal:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver")
 
 
+async def seed_demo(database_url: str) -> None:
+    """The demo seed, on a migrated database (make_database's `prepare`: once, on its template)."""
+    engine = create_engine(database_url)
+    try:
+        await seed(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
 @asynccontextmanager
 async def seeded(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Sessions on a migrated database, seeded with the demo."""
@@ -91,10 +100,7 @@ async def make_portal(make_database: MakeDatabase, amqp_url: str) -> AsyncIterat
     managers: list[LifespanManager] = []
 
     async def make(*, clock: Clock = utc_now, **overrides: object) -> Portal:
-        database_url = await make_database("portal_api:migrations")
-        engine = create_engine(database_url)
-        await seed(session_factory(engine))
-        await engine.dispose()
+        database_url = await make_database("portal_api:migrations", prepare=seed_demo)
         # No payroll-worker unless a test serves one: nothing answers on port 9 (discard), so a
         # payroll-worker of a `make run` on 8093 is never asked.
         values: dict[str, object] = {

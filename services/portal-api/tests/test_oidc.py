@@ -25,14 +25,16 @@ from fastapi import FastAPI, Form, Header, HTTPException
 from fastapi.responses import JSONResponse
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from mport_shared.db import create_engine, migrate, session_factory
+from mport_shared.db import migrate
 from mport_shared.testing import MakeDatabase
 from portal_api.auth.oidc import s256_challenge
 from portal_api.main import create_app
 from portal_api.models import WorkAccount
-from portal_api.seed import HAKON, KARI, seed
+from portal_api.seed import HAKON, KARI
 from portal_api.settings import PortalSettings
 from sqlalchemy import select
+
+from .conftest import seed_demo
 
 pytestmark = pytest.mark.integration
 
@@ -248,10 +250,10 @@ async def make_rig(make_database: MakeDatabase, amqp_url: str) -> AsyncIterator[
     managers: list[LifespanManager] = []
 
     async def make(*, database_url: str | None = None, **settings: str) -> SignInRig:
-        database_url = database_url or await make_database("portal_api:migrations")
-        engine = create_engine(database_url)
-        await seed(session_factory(engine))
-        await engine.dispose()
+        if database_url is None:
+            database_url = await make_database("portal_api:migrations", prepare=seed_demo)
+        else:
+            await seed_demo(database_url)
         provider = FakeProvider()
         values: dict[str, Any] = {
             "PORTAL_MODE": "production",

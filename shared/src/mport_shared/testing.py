@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import asyncpg
@@ -196,7 +196,16 @@ def _with_database(admin_url: str, database: str, *, driver: str) -> str:
     return urlunsplit(parts._replace(scheme=scheme, path="/" + database))
 
 
-MakeDatabase = Callable[[str | None], Awaitable[str]]
+# Fills a freshly migrated database (its URL): the demo seed, say. Run once, on the template.
+Prepare = Callable[[str], Awaitable[None]]
+
+
+class MakeDatabase(Protocol):
+    """`make_database` fixture's callable: a fresh database's URL."""
+
+    def __call__(
+        self, script_location: str | None, /, *, prepare: Prepare | None = None
+    ) -> Awaitable[str]: ...
 
 
 @pytest.fixture
@@ -204,11 +213,14 @@ async def make_database(postgres_server: str) -> AsyncIterator[MakeDatabase]:
     """Create migrated, empty databases on demand: `await make_database("portal_api:migrations")`
     (or `make_database(None)` for a database with no tables).
 
-    Each service's schema is migrated once per run into a template; every test gets a copy."""
+    Each service's schema is migrated once per run into a template; every test gets a copy.
+    `prepare` (the demo seed, say) is run once, on a template of its own, after the migration."""
     created: list[str] = []
 
-    async def make(script_location: str | None) -> str:
-        template = await _template_for(postgres_server, script_location) if script_location else "template0"
+    async def make(script_location: str | None, /, *, prepare: Prepare | None = None) -> str:
+        template = (
+            await _template_for(postgres_server, script_location, prepare) if script_location else "template0"
+        )
         name = f"mport_test_{uuid.uuid4().hex[:12]}"
         admin = await asyncpg.connect(postgres_server)
         try:
@@ -227,20 +239,23 @@ async def make_database(postgres_server: str) -> AsyncIterator[MakeDatabase]:
         await admin.close()
 
 
-_templates: dict[tuple[str, str], str] = {}
+_templates: dict[tuple[str, str, Prepare | None], str] = {}
 _RUN_ID = uuid.uuid4().hex[:8]
 
 
-async def _template_for(server: str, script_location: str) -> str:
-    key = (server, script_location)
+async def _template_for(server: str, script_location: str, prepare: Prepare | None = None) -> str:
+    key = (server, script_location, prepare)
     if key not in _templates:
-        name = f"mport_tpl_{_RUN_ID}_{script_location.split('.')[0]}"
+        name = f"mport_tpl_{_RUN_ID}_{script_location.split('.')[0]}_{len(_templates)}"
         admin = await asyncpg.connect(server)
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        await migrate(script_location, _with_database(server, name, driver="asyncpg"))
+        url = _with_database(server, name, driver="asyncpg")
+        await migrate(script_location, url)
+        if prepare is not None:
+            await prepare(url)
         _templates[key] = name
     return _templates[key]
 
@@ -251,7 +266,7 @@ def _drop_templates() -> Iterator[None]:
     import asyncio
 
     async def drop() -> None:
-        for (server, _), name in _templates.items():
+        for (server, _, _), name in _templates.items():
             admin = await asyncpg.connect(server)
             try:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
